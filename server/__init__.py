@@ -1,0 +1,3 @@
+"""WindFlow: an Ansible-backed automation server."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,111 @@
+"""Piccolo tables: the current shape of the schema (migrations build it, see ``migrations/``)."""
+
+from __future__ import annotations
+
+from piccolo.columns import (
+    JSON,
+    UUID,
+    Boolean,
+    ForeignKey,
+    Integer,
+    OnDelete,
+    Text,
+    Timestamptz,
+    Varchar,
+)
+from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.table import Table
+
+
+class Organization(Table, tablename="organization"):
+    id = UUID(primary_key=True)
+    name = Varchar(length=100, unique=True)
+    description = Text(default="")
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class User(Table, tablename="account"):
+    id = UUID(primary_key=True)
+    email = Varchar(length=254, unique=True)
+    password_hash = Varchar(length=255)
+    full_name = Varchar(length=200, default="")
+    is_active = Boolean(default=True)
+    is_superadmin = Boolean(default=False)
+    current_organization = ForeignKey(Organization, null=True, on_delete=OnDelete.set_null)
+    last_login_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class Membership(Table, tablename="membership"):
+    id = UUID(primary_key=True)
+    user = ForeignKey(User, on_delete=OnDelete.cascade)
+    organization = ForeignKey(Organization, on_delete=OnDelete.cascade)
+    role = Varchar(length=20)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class ApiToken(Table, tablename="api_token"):
+    id = UUID(primary_key=True)
+    user = ForeignKey(User, on_delete=OnDelete.cascade)
+    name = Varchar(length=100)
+    token_hash = Varchar(length=64, unique=True)
+    prefix = Varchar(length=16)
+    created_at = Timestamptz(default=TimestamptzNow())
+    expires_at = Timestamptz(null=True, default=None)
+    last_used_at = Timestamptz(null=True, default=None)
+    revoked_at = Timestamptz(null=True, default=None)
+
+
+class RefreshToken(Table, tablename="refresh_token"):
+    id = UUID(primary_key=True)
+    user = ForeignKey(User, on_delete=OnDelete.cascade)
+    token_hash = Varchar(length=64, unique=True)
+    family_id = UUID()
+    created_at = Timestamptz(default=TimestamptzNow())
+    expires_at = Timestamptz()
+    used_at = Timestamptz(null=True, default=None)
+    revoked_at = Timestamptz(null=True, default=None)
+
+
+class AuditLog(Table, tablename="audit_log"):
+    """Kept when its actor or organization is deleted, so it holds ids rather than foreign keys."""
+
+    id = UUID(primary_key=True)
+    organization_id = UUID(null=True, default=None)
+    actor_id = UUID(null=True, default=None)
+    actor_email = Varchar(length=254, default="")
+    action = Varchar(length=64)
+    target_type = Varchar(length=32, default="")
+    target_id = Varchar(length=64, default="")
+    detail = JSON(default="{}")
+    request_id = Varchar(length=64, default="")
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class IdempotencyRecord(Table, tablename="idempotency_record"):
+    id = UUID(primary_key=True)
+    key_hash = Varchar(length=64, unique=True)
+    request_hash = Varchar(length=64)
+    status_code = Integer(default=0)
+    content_type = Varchar(length=100, default="")
+    body = Text(default="")
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class SchemaMigration(Table, tablename="windflow_migration"):
+    name = Varchar(length=100, primary_key=True)
+    applied_at = Timestamptz(default=TimestamptzNow())
+
+
+TABLES: tuple[type[Table], ...] = (
+    Organization,
+    User,
+    Membership,
+    ApiToken,
+    RefreshToken,
+    AuditLog,
+    IdempotencyRecord,
+    SchemaMigration,
+)
