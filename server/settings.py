@@ -68,6 +68,7 @@ class Settings:
         return cls(**values)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "data_dir", Path(self.data_dir))
         if self.env not in ENVIRONMENTS:
             raise SettingsError(f"WINDFLOW_ENV must be one of {', '.join(ENVIRONMENTS)}, not {self.env!r}")
         if not 0 < self.port < 65536:

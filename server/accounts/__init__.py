@@ -1,0 +1,1 @@
+"""Accounts: users, organizations and memberships (who belongs where, in which role)."""

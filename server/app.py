@@ -1,0 +1,134 @@
+"""The one place that wires WindFlow together: ``create_app(settings)``."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from litestar import Litestar, Router
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.middleware.rate_limit import RateLimitConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.stores.base import Store
+from litestar.stores.memory import MemoryStore
+from litestar.stores.redis import RedisStore
+from redis.asyncio import Redis
+
+from server import __version__
+from server.accounts.bootstrap import ensure_first_admin
+from server.api.audit import AuditController
+from server.api.auth import AuthController
+from server.api.conventions import provide_paging
+from server.api.health import HealthController, api_docs, metrics
+from server.api.idempotency import IdempotencyMiddleware
+from server.api.organizations import MemberController, OrganizationController
+from server.api.problems import EXCEPTION_HANDLERS
+from server.api.request_context import RequestContextMiddleware
+from server.api.security import BearerAuthMiddleware
+from server.api.tokens import TokenController
+from server.api.users import MeController, UserController
+from server.auth.limiter import LoginLimiter
+from server.db.engine import close_engine, open_engine
+from server.db.migrations import migrate
+from server.observability import Metrics
+from server.settings import Settings, SettingsError
+
+log = logging.getLogger(__name__)
+API_PREFIX = "/api/v1"
+
+
+def check_secret_key(settings: Settings) -> Settings:
+    """Refuse a missing or default key in production; in development keep one in the data dir."""
+    problem = settings.secret_key_problem()
+    if problem is None:
+        return settings
+    if not settings.is_development:
+        raise SettingsError(
+            f"{problem}. Set it to a long random value, e.g. "
+            "WINDFLOW_SECRET_KEY=$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))'), "
+            "or set WINDFLOW_ENV=development to use a generated key kept in the data directory."
+        )
+    key_file = Path(settings.data_dir) / "secret_key"
+    if not key_file.exists():
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        key_file.touch(mode=0o600)
+        key_file.write_text(secrets.token_urlsafe(48))
+    log.warning("development mode: using the generated secret key in the data directory")
+    return settings.replace(secret_key=key_file.read_text().strip())
+
+
+def make_store(redis: Redis | None, namespace: str) -> Store:
+    if redis is None:
+        return MemoryStore()
+    return RedisStore(redis, namespace=f"windflow:{namespace}")
+
+
+def create_app(settings: Settings) -> Litestar:
+    settings = check_secret_key(settings)
+    metrics_registry = Metrics()
+    redis: Redis | None = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    login_limiter = LoginLimiter(make_store(redis, "login"), settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+        engine = await open_engine(settings)
+        try:
+            await migrate(engine)
+            await ensure_first_admin(settings.admin_email, settings.admin_password)
+            app.state.engine = engine
+            yield
+        finally:
+            await close_engine(engine)
+            if redis is not None:
+                await redis.aclose()
+
+    middleware = [BearerAuthMiddleware(settings), IdempotencyMiddleware(settings)]
+    stores = {}
+    if settings.rate_limit:
+        stores["rate_limit"] = make_store(redis, "rate_limit")
+        middleware.insert(0, RateLimitConfig(
+            rate_limit=("minute", settings.rate_limit), exclude=["/metrics", f"{API_PREFIX}/health"]
+        ).middleware)
+
+    api = Router(
+        path=API_PREFIX,
+        route_handlers=[
+            AuthController, MeController, UserController, TokenController, OrganizationController,
+            MemberController, AuditController, HealthController,
+        ],
+    )
+    app = Litestar(
+        route_handlers=[api, metrics, api_docs],
+        lifespan=[lifespan],
+        middleware=middleware,
+        stores=stores,
+        dependencies={
+            "paging": Provide(provide_paging, sync_to_thread=False),
+            "settings": Provide(lambda: settings, sync_to_thread=False, use_cache=True),
+            "login_limiter": Provide(lambda: login_limiter, sync_to_thread=False, use_cache=True),
+        },
+        exception_handlers=EXCEPTION_HANDLERS,
+        state=State({"settings": settings, "metrics": metrics_registry, "redis": redis, "engine": None}),
+        openapi_config=OpenAPIConfig(
+            title="WindFlow API",
+            version=__version__,
+            path="/api/schema",
+            render_plugins=[SwaggerRenderPlugin(path="/swagger"), ScalarRenderPlugin(path="/scalar")],
+            use_handler_docstrings=False,
+        ),
+        cors_config=CORSConfig(allow_origins=list(settings.cors_origins), allow_credentials=False)
+        if settings.cors_origins
+        else None,
+        request_max_body_size=settings.max_body_size,
+        debug=False,
+    )
+    # Litestar's middleware only wraps matched routes; this must also see 404s and early errors.
+    app.asgi_handler = RequestContextMiddleware(app.asgi_handler, metrics_registry)
+    return app
