@@ -93,15 +93,24 @@ def create_app(settings: Settings) -> Litestar:
     stores = {}
     if settings.rate_limit:
         stores["rate_limit"] = make_store(redis, "rate_limit")
-        middleware.insert(0, RateLimitConfig(
-            rate_limit=("minute", settings.rate_limit), exclude=["/metrics", f"{API_PREFIX}/health"]
-        ).middleware)
+        middleware.insert(
+            0,
+            RateLimitConfig(
+                rate_limit=("minute", settings.rate_limit), exclude=["/metrics", f"{API_PREFIX}/health"]
+            ).middleware,
+        )
 
     api = Router(
         path=API_PREFIX,
         route_handlers=[
-            AuthController, MeController, UserController, TokenController, OrganizationController,
-            MemberController, AuditController, HealthController,
+            AuthController,
+            MeController,
+            UserController,
+            TokenController,
+            OrganizationController,
+            MemberController,
+            AuditController,
+            HealthController,
         ],
     )
     app = Litestar(

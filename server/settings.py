@@ -35,10 +35,14 @@ class Settings:
     host: str = _env_field("127.0.0.1", "address `windflow serve` binds to")
     port: int = _env_field(8000, "port `windflow serve` listens on")
     data_dir: Path = _env_field(Path("./data"), "directory for the SQLite file, run directories and the dev secret key")
-    database_url: str = _env_field("", "`postgresql://user@host/db` for PostgreSQL; unset = `sqlite:///<data_dir>/windflow.db`")
+    database_url: str = _env_field(
+        "", "`postgresql://user@host/db` for PostgreSQL; unset = `sqlite:///<data_dir>/windflow.db`"
+    )
     database_pool_size: int = _env_field(10, "largest PostgreSQL connection pool per process")
     redis_url: str = _env_field("", "`redis://host:6379/0` for distributed mode; unset = embedded (in-process)")
-    secret_key: str = _env_field("", "signs tokens and derives encryption keys; required outside development (>= 32 chars)")
+    secret_key: str = _env_field(
+        "", "signs tokens and derives encryption keys; required outside development (>= 32 chars)"
+    )
     admin_email: str = _env_field("", "first admin created at start-up when no user exists")
     admin_password: str = _env_field("", "password of that first admin")
     log_level: str = _env_field("INFO", "`DEBUG`, `INFO`, `WARNING` or `ERROR`")
@@ -73,8 +77,16 @@ class Settings:
             raise SettingsError(f"WINDFLOW_ENV must be one of {', '.join(ENVIRONMENTS)}, not {self.env!r}")
         if not 0 < self.port < 65536:
             raise SettingsError(f"WINDFLOW_PORT must be between 1 and 65535, not {self.port}")
-        for name in ("access_token_ttl", "refresh_token_ttl", "max_body_size", "database_pool_size",
-                     "login_max_failures", "login_ip_max_attempts", "login_lockout_seconds", "idempotency_ttl"):
+        for name in (
+            "access_token_ttl",
+            "refresh_token_ttl",
+            "max_body_size",
+            "database_pool_size",
+            "login_max_failures",
+            "login_ip_max_attempts",
+            "login_lockout_seconds",
+            "idempotency_ttl",
+        ):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"WINDFLOW_{name.upper()} must be a positive number")
         if self.rate_limit < 0:

@@ -16,8 +16,9 @@ log = logging.getLogger(__name__)
 DEFAULT_ORGANIZATION = "Default"
 
 
-async def create_account(email: str, password: str, *, superadmin: bool, organization: str = DEFAULT_ORGANIZATION,
-                         role: Role = Role.admin) -> uuid.UUID:
+async def create_account(
+    email: str, password: str, *, superadmin: bool, organization: str = DEFAULT_ORGANIZATION, role: Role = Role.admin
+) -> uuid.UUID:
     """Create a user in ``organization`` (made when missing); used by the CLI and at start-up."""
     email = normalize_email(email)
     if "@" not in email:
@@ -30,12 +31,20 @@ async def create_account(email: str, password: str, *, superadmin: bool, organiz
     if org is None:
         org = Organization(name=organization)
         await org.save()
-    user = User(email=email, password_hash=await hash_password(password), is_superadmin=superadmin,
-                current_organization=org.id)
+    user = User(
+        email=email, password_hash=await hash_password(password), is_superadmin=superadmin, current_organization=org.id
+    )
     await user.save()
     await Membership.insert(Membership(user=user.id, organization=org.id, role=role.name))
-    await audit.record("user.create", actor=None, actor_email="system", organization_id=org.id, target_type="user",
-                       target_id=user.id, detail={"email": email, "role": role.name, "superadmin": superadmin})
+    await audit.record(
+        "user.create",
+        actor=None,
+        actor_email="system",
+        organization_id=org.id,
+        target_type="user",
+        target_id=user.id,
+        detail={"email": email, "role": role.name, "superadmin": superadmin},
+    )
     return user.id  # type: ignore[no-any-return]
 
 

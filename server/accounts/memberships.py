@@ -25,9 +25,7 @@ MEMBER_COLUMNS = (
 async def list_members(organization_id: uuid.UUID, page: int, size: int) -> tuple[list[dict[str, Any]], int]:
     where = Membership.organization == organization_id
     total = await Membership.count().where(where)
-    rows = await page_of(
-        Membership.select(*MEMBER_COLUMNS).where(where).order_by(Membership.created_at), page, size
-    )
+    rows = await page_of(Membership.select(*MEMBER_COLUMNS).where(where).order_by(Membership.created_at), page, size)
     return rows, total
 
 
@@ -70,9 +68,7 @@ async def add_member(
     return await get_member(organization_id, user_id)
 
 
-async def set_role(
-    principal: Principal, organization_id: uuid.UUID, user_id: uuid.UUID, role: Role
-) -> dict[str, Any]:
+async def set_role(principal: Principal, organization_id: uuid.UUID, user_id: uuid.UUID, role: Role) -> dict[str, Any]:
     if role != Role.admin:
         await _ensure_admin_remains(organization_id, user_id)
     else:

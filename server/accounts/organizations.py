@@ -12,8 +12,13 @@ from server.db.pages import page_of
 from server.db.tables import Membership, Organization
 from server.errors import Conflict, NotFound
 
-COLUMNS = (Organization.id, Organization.name, Organization.description, Organization.created_at,
-           Organization.updated_at)
+COLUMNS = (
+    Organization.id,
+    Organization.name,
+    Organization.description,
+    Organization.created_at,
+    Organization.updated_at,
+)
 
 
 def _with_role(principal: Principal, row: dict[str, Any]) -> dict[str, Any]:
@@ -52,12 +57,20 @@ async def create_organization(principal: Principal, name: str, description: str)
     org = Organization(name=name, description=description)
     await org.save()
     await Membership.insert(Membership(user=principal.user_id, organization=org.id, role=Role.admin.name))
-    await audit.record("organization.create", actor=principal, organization_id=org.id,
-                       target_type="organization", target_id=org.id, detail={"name": name})
+    await audit.record(
+        "organization.create",
+        actor=principal,
+        organization_id=org.id,
+        target_type="organization",
+        target_id=org.id,
+        detail={"name": name},
+    )
     return {**await get_organization(principal, org.id), "role": Role.admin.name}
 
 
-async def update_organization(principal: Principal, organization_id: uuid.UUID, changes: dict[str, Any]) -> dict[str, Any]:
+async def update_organization(
+    principal: Principal, organization_id: uuid.UUID, changes: dict[str, Any]
+) -> dict[str, Any]:
     await get_organization(principal, organization_id)
     if "name" in changes and await _name_taken(changes["name"], organization_id):
         raise Conflict(f"an organization named {changes['name']!r} already exists")
@@ -65,13 +78,24 @@ async def update_organization(principal: Principal, organization_id: uuid.UUID, 
         values = {getattr(Organization, key): value for key, value in changes.items()}
         values[Organization.updated_at] = utcnow()
         await Organization.update(values).where(Organization.id == organization_id)
-        await audit.record("organization.update", actor=principal, organization_id=organization_id,
-                           target_type="organization", target_id=organization_id, detail={"fields": sorted(changes)})
+        await audit.record(
+            "organization.update",
+            actor=principal,
+            organization_id=organization_id,
+            target_type="organization",
+            target_id=organization_id,
+            detail={"fields": sorted(changes)},
+        )
     return await get_organization(principal, organization_id)
 
 
 async def delete_organization(principal: Principal, organization_id: uuid.UUID) -> None:
     await get_organization(principal, organization_id)
     await Organization.delete().where(Organization.id == organization_id)
-    await audit.record("organization.delete", actor=principal, organization_id=organization_id,
-                       target_type="organization", target_id=organization_id)
+    await audit.record(
+        "organization.delete",
+        actor=principal,
+        organization_id=organization_id,
+        target_type="organization",
+        target_id=organization_id,
+    )

@@ -14,8 +14,15 @@ from server.db.pages import page_of
 from server.db.tables import Membership, Organization, User
 from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
 
-USER_COLUMNS = (User.id, User.email, User.full_name, User.is_active, User.is_superadmin, User.created_at,
-                User.last_login_at)
+USER_COLUMNS = (
+    User.id,
+    User.email,
+    User.full_name,
+    User.is_active,
+    User.is_superadmin,
+    User.created_at,
+    User.last_login_at,
+)
 
 
 def _require_organization(principal: Principal) -> uuid.UUID:
@@ -34,9 +41,11 @@ async def _user_row(user_id: uuid.UUID) -> dict[str, Any]:
 async def get_user(principal: Principal, user_id: uuid.UUID) -> dict[str, Any]:
     """A member of the caller's current organization, with their role in it."""
     organization_id = _require_organization(principal)
-    member = await Membership.select(Membership.role).where(
-        (Membership.organization == organization_id) & (Membership.user == user_id)
-    ).first()
+    member = (
+        await Membership.select(Membership.role)
+        .where((Membership.organization == organization_id) & (Membership.user == user_id))
+        .first()
+    )
     if member is None and not principal.is_superadmin:
         raise NotFound("user not found")
     return {**await _user_row(user_id), "role": member["role"] if member else None}
@@ -69,8 +78,14 @@ async def create_user(
         current_organization=organization_id,
     )
     await user.save()
-    await audit.record("user.create", actor=principal, organization_id=organization_id, target_type="user",
-                       target_id=user.id, detail={"email": email, "role": role.name})
+    await audit.record(
+        "user.create",
+        actor=principal,
+        organization_id=organization_id,
+        target_type="user",
+        target_id=user.id,
+        detail={"email": email, "role": role.name},
+    )
     await add_member(principal, organization_id, user.id, role)
     return await get_user(principal, user.id)
 
@@ -110,8 +125,14 @@ async def update_user(principal: Principal, user_id: uuid.UUID, changes: dict[st
         await User.update(account).where(User.id == user_id)
         if "password" in changes or changes.get("is_active") is False:
             await revoke_user_sessions(user_id)
-        await audit.record("user.update", actor=principal, organization_id=organization_id, target_type="user",
-                           target_id=user_id, detail={"fields": sorted(changes)})
+        await audit.record(
+            "user.update",
+            actor=principal,
+            organization_id=organization_id,
+            target_type="user",
+            target_id=user_id,
+            detail={"fields": sorted(changes)},
+        )
     return await get_user(principal, user_id)
 
 
@@ -125,17 +146,22 @@ async def delete_user(principal: Principal, user_id: uuid.UUID) -> None:
     user = await _user_row(user_id)
     if not user["is_superadmin"] and not await Membership.exists().where(Membership.user == user_id):
         await User.delete().where(User.id == user_id)
-        await audit.record("user.delete", actor=principal, organization_id=organization_id, target_type="user",
-                           target_id=user_id)
+        await audit.record(
+            "user.delete", actor=principal, organization_id=organization_id, target_type="user", target_id=user_id
+        )
 
 
 async def get_me(principal: Principal) -> dict[str, Any]:
     row = await _user_row(principal.user_id)
-    memberships = await Membership.select(
-        Membership.organization.as_alias("organization_id"),
-        Membership.organization.name.as_alias("organization_name"),
-        Membership.role,
-    ).where(Membership.user == principal.user_id).order_by(Membership.created_at)
+    memberships = (
+        await Membership.select(
+            Membership.organization.as_alias("organization_id"),
+            Membership.organization.name.as_alias("organization_name"),
+            Membership.role,
+        )
+        .where(Membership.user == principal.user_id)
+        .order_by(Membership.created_at)
+    )
     role = principal.role
     return {
         **row,
@@ -151,8 +177,10 @@ async def update_me(principal: Principal, changes: dict[str, Any]) -> dict[str, 
         account[User.full_name] = changes["full_name"]
     if "current_organization_id" in changes:
         wanted = changes["current_organization_id"]
-        if not (wanted in principal.roles or (principal.is_superadmin and await Organization.exists().where(
-                Organization.id == wanted))):
+        if not (
+            wanted in principal.roles
+            or (principal.is_superadmin and await Organization.exists().where(Organization.id == wanted))
+        ):
             raise ValidationFailed.for_field("body.current_organization_id", "you are not a member of it")
         account[User.current_organization] = wanted
     if "password" in changes:
@@ -165,8 +193,13 @@ async def update_me(principal: Principal, changes: dict[str, Any]) -> dict[str, 
         await User.update(account).where(User.id == principal.user_id)
         if User.password_hash in account:
             await revoke_user_sessions(principal.user_id)
-        await audit.record("user.update_self", actor=principal, target_type="user", target_id=principal.user_id,
-                           detail={"fields": sorted(k for k in changes if k != "current_password")})
+        await audit.record(
+            "user.update_self",
+            actor=principal,
+            target_type="user",
+            target_id=principal.user_id,
+            detail={"fields": sorted(k for k in changes if k != "current_password")},
+        )
     me = await get_me(principal)
     if User.current_organization in account:
         wanted = account[User.current_organization]

@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, get
+from litestar.di import NamedDependency
 
 from server.api.conventions import READ, Page, Paging, problems
 from server.api.security import admin, principal_of
@@ -31,9 +32,14 @@ class AuditController(Controller):
     path = "/audit-log"
     tags = ["audit"]
 
-    @get("/", operation_id="listAuditLog", summary="List audit events of your current organization, newest first",
-         guards=[admin], responses=problems(*READ, 403))
-    async def list_audit(self, request: Request, paging: Paging) -> Page[AuditEntry]:  # type: ignore[type-arg]
+    @get(
+        "/",
+        operation_id="listAuditLog",
+        summary="List audit events of your current organization, newest first",
+        guards=[admin],
+        responses=problems(*READ, 403),
+    )
+    async def list_audit(self, request: Request, paging: NamedDependency[Paging]) -> Page[AuditEntry]:  # type: ignore[type-arg]
         where = AuditLog.organization_id == principal_of(request).organization_id
         rows = await page_of(
             AuditLog.select().where(where).order_by(AuditLog.created_at, ascending=False).output(load_json=True),

@@ -6,6 +6,8 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from server.api.conventions import Body, Email, problems
 from server.api.security import PUBLIC
@@ -41,19 +43,39 @@ class AuthController(Controller):
     tags = ["auth"]
     opt = PUBLIC
 
-    @post("/login", operation_id="login", summary="Log in with email and password", status_code=200,
-          responses=problems(400, 401, 413, 422, 429))
-    async def login(self, data: LoginRequest, request: Request[Any, Any, Any], settings: Settings,
-                    login_limiter: LoginLimiter) -> TokenResponse:
+    @post(
+        "/login",
+        operation_id="login",
+        summary="Log in with email and password",
+        status_code=200,
+        responses=problems(400, 401, 413, 422, 429),
+    )
+    async def login(
+        self,
+        data: JSONBody[LoginRequest],
+        request: Request[Any, Any, Any],
+        settings: NamedDependency[Settings],
+        login_limiter: NamedDependency[LoginLimiter],
+    ) -> TokenResponse:
         client = request.client.host if request.client else "unknown"
         return _tokens(await service.login(settings, login_limiter, data.email, data.password, client))
 
-    @post("/refresh", operation_id="refreshToken", summary="Trade a refresh token for a new token pair",
-          status_code=200, responses=problems(400, 401, 413, 422))
-    async def refresh(self, data: RefreshRequest, settings: Settings) -> TokenResponse:
+    @post(
+        "/refresh",
+        operation_id="refreshToken",
+        summary="Trade a refresh token for a new token pair",
+        status_code=200,
+        responses=problems(400, 401, 413, 422),
+    )
+    async def refresh(self, data: JSONBody[RefreshRequest], settings: NamedDependency[Settings]) -> TokenResponse:
         return _tokens(await service.refresh(settings, data.refresh_token))
 
-    @post("/logout", operation_id="logout", summary="Revoke the session a refresh token belongs to",
-          status_code=204, responses=problems(400, 413, 422))
-    async def logout(self, data: RefreshRequest) -> None:
+    @post(
+        "/logout",
+        operation_id="logout",
+        summary="Revoke the session a refresh token belongs to",
+        status_code=204,
+        responses=problems(400, 413, 422),
+    )
+    async def logout(self, data: JSONBody[RefreshRequest]) -> None:
         await service.logout(data.refresh_token)

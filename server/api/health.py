@@ -6,9 +6,9 @@ import logging
 
 import msgspec
 from litestar import Controller, Response, get
-from litestar.response import Redirect
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.response import Redirect
 
 from server import __version__
 from server.api.conventions import problems
@@ -37,8 +37,15 @@ class HealthController(Controller):
     async def health(self) -> Health:
         return Health(status="ok", version=__version__)
 
-    @get("/ready", operation_id="getReadiness", summary="Readiness: database (and Redis when configured) answer",
-         responses={**problems(), 503: ResponseSpec(Readiness, description="A dependency is down; `checks` says which.")})
+    @get(
+        "/ready",
+        operation_id="getReadiness",
+        summary="Readiness: database (and Redis when configured) answer",
+        responses={
+            **problems(),
+            503: ResponseSpec(Readiness, description="A dependency is down; `checks` says which."),
+        },
+    )
     async def ready(self, state: State) -> Response[Readiness]:
         checks: dict[str, str] = {}
         try:
@@ -58,13 +65,26 @@ class HealthController(Controller):
         return Response(Readiness(status="ok" if ok else "unavailable", checks=checks), status_code=200 if ok else 503)
 
 
-@get("/metrics", operation_id="getMetrics", summary="Prometheus metrics (text format)", opt=PUBLIC,
-     media_type="text/plain; version=0.0.4", include_in_schema=True, tags=["health"], responses=problems())
+@get(
+    "/metrics",
+    operation_id="getMetrics",
+    summary="Prometheus metrics (text format)",
+    opt=PUBLIC,
+    media_type="text/plain; version=0.0.4",
+    include_in_schema=True,
+    tags=["health"],
+    responses=problems(),
+)
 async def metrics(state: State) -> Response[bytes]:
     return Response(state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
-@get("/api/docs", operation_id="getApiDocs", summary="Interactive API documentation (Swagger UI)", opt=PUBLIC,
-     include_in_schema=False)
+@get(
+    "/api/docs",
+    operation_id="getApiDocs",
+    summary="Interactive API documentation (Swagger UI)",
+    opt=PUBLIC,
+    include_in_schema=False,
+)
 async def api_docs() -> Redirect:
     return Redirect("/api/schema/swagger", status_code=302)

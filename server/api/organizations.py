@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, delete, get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 
 from server.accounts import memberships, organizations
 from server.api.conventions import READ, WRITE, Body, Name, Page, Paging, changes_of, problems
@@ -68,31 +70,57 @@ class OrganizationController(Controller):
     path = "/organizations"
     tags = ["organizations"]
 
-    @get("/", operation_id="listOrganizations", summary="List your organizations (all, for a superadmin)",
-         guards=[authenticated], responses=problems(401, 422))
-    async def list_organizations(self, request: Request, paging: Paging) -> Page[OrganizationRead]:  # type: ignore[type-arg]
+    @get(
+        "/",
+        operation_id="listOrganizations",
+        summary="List your organizations (all, for a superadmin)",
+        guards=[authenticated],
+        responses=problems(401, 422),
+    )
+    async def list_organizations(self, request: Request, paging: NamedDependency[Paging]) -> Page[OrganizationRead]:  # type: ignore[type-arg]
         rows, total = await organizations.list_organizations(principal_of(request), paging.page, paging.size)
         return paging.of([_org(r) for r in rows], total)
 
-    @post("/", operation_id="createOrganization", summary="Create an organization (superadmins)",
-          guards=[superadmin], responses=problems(*WRITE))
-    async def create_organization(self, data: OrganizationCreate, request: Request) -> OrganizationRead:  # type: ignore[type-arg]
+    @post(
+        "/",
+        operation_id="createOrganization",
+        summary="Create an organization (superadmins)",
+        guards=[superadmin],
+        responses=problems(*WRITE),
+    )
+    async def create_organization(self, data: JSONBody[OrganizationCreate], request: Request) -> OrganizationRead:  # type: ignore[type-arg]
         return _org(await organizations.create_organization(principal_of(request), data.name, data.description))
 
-    @get("/{org_id:uuid}", operation_id="getOrganization", summary="Read an organization you belong to",
-         guards=[viewer], responses=problems(*READ))
-    async def get_organization(self, org_id: uuid.UUID, request: Request) -> OrganizationRead:  # type: ignore[type-arg]
+    @get(
+        "/{org_id:uuid}",
+        operation_id="getOrganization",
+        summary="Read an organization you belong to",
+        guards=[viewer],
+        responses=problems(*READ),
+    )
+    async def get_organization(self, org_id: FromPath[uuid.UUID], request: Request) -> OrganizationRead:  # type: ignore[type-arg]
         return _org(await organizations.get_organization(principal_of(request), org_id))
 
-    @patch("/{org_id:uuid}", operation_id="updateOrganization", summary="Rename or describe an organization (admins)",
-           guards=[admin], responses=problems(*WRITE))
-    async def update_organization(self, org_id: uuid.UUID, data: OrganizationUpdate, request: Request) -> OrganizationRead:  # type: ignore[type-arg]
+    @patch(
+        "/{org_id:uuid}",
+        operation_id="updateOrganization",
+        summary="Rename or describe an organization (admins)",
+        guards=[admin],
+        responses=problems(*WRITE),
+    )
+    async def update_organization(
+        self, org_id: FromPath[uuid.UUID], data: JSONBody[OrganizationUpdate], request: Request
+    ) -> OrganizationRead:  # type: ignore[type-arg]
         return _org(await organizations.update_organization(principal_of(request), org_id, changes_of(data)))
 
-    @delete("/{org_id:uuid}", operation_id="deleteOrganization",
-            summary="Delete an organization and everything in it (superadmins)", guards=[superadmin],
-            responses=problems(*READ, 403))
-    async def delete_organization(self, org_id: uuid.UUID, request: Request) -> None:  # type: ignore[type-arg]
+    @delete(
+        "/{org_id:uuid}",
+        operation_id="deleteOrganization",
+        summary="Delete an organization and everything in it (superadmins)",
+        guards=[superadmin],
+        responses=problems(*READ, 403),
+    )
+    async def delete_organization(self, org_id: FromPath[uuid.UUID], request: Request) -> None:  # type: ignore[type-arg]
         await organizations.delete_organization(principal_of(request), org_id)
 
 
@@ -100,28 +128,57 @@ class MemberController(Controller):
     path = "/organizations/{org_id:uuid}/members"
     tags = ["organizations"]
 
-    @get("/", operation_id="listMembers", summary="List the members of an organization", guards=[viewer],
-         responses=problems(*READ))
-    async def list_members(self, org_id: uuid.UUID, paging: Paging) -> Page[MemberRead]:
+    @get(
+        "/",
+        operation_id="listMembers",
+        summary="List the members of an organization",
+        guards=[viewer],
+        responses=problems(*READ),
+    )
+    async def list_members(self, org_id: FromPath[uuid.UUID], paging: NamedDependency[Paging]) -> Page[MemberRead]:
         rows, total = await memberships.list_members(org_id, paging.page, paging.size)
         return paging.of([_member(r) for r in rows], total)
 
-    @post("/", operation_id="addMember", summary="Add an existing user to an organization (admins)",
-          guards=[admin], responses=problems(*WRITE))
-    async def add_member(self, org_id: uuid.UUID, data: MemberCreate, request: Request) -> MemberRead:  # type: ignore[type-arg]
+    @post(
+        "/",
+        operation_id="addMember",
+        summary="Add an existing user to an organization (admins)",
+        guards=[admin],
+        responses=problems(*WRITE),
+    )
+    async def add_member(
+        self, org_id: FromPath[uuid.UUID], data: JSONBody[MemberCreate], request: Request
+    ) -> MemberRead:  # type: ignore[type-arg]
         return _member(await memberships.add_member(principal_of(request), org_id, data.user_id, Role.parse(data.role)))
 
-    @get("/{user_id:uuid}", operation_id="getMember", summary="Read one member's role", guards=[viewer],
-         responses=problems(*READ))
-    async def get_member(self, org_id: uuid.UUID, user_id: uuid.UUID) -> MemberRead:
+    @get(
+        "/{user_id:uuid}",
+        operation_id="getMember",
+        summary="Read one member's role",
+        guards=[viewer],
+        responses=problems(*READ),
+    )
+    async def get_member(self, org_id: FromPath[uuid.UUID], user_id: FromPath[uuid.UUID]) -> MemberRead:
         return _member(await memberships.get_member(org_id, user_id))
 
-    @patch("/{user_id:uuid}", operation_id="updateMember", summary="Change a member's role (admins)",
-           guards=[admin], responses=problems(*WRITE))
-    async def update_member(self, org_id: uuid.UUID, user_id: uuid.UUID, data: MemberUpdate, request: Request) -> MemberRead:  # type: ignore[type-arg]
+    @patch(
+        "/{user_id:uuid}",
+        operation_id="updateMember",
+        summary="Change a member's role (admins)",
+        guards=[admin],
+        responses=problems(*WRITE),
+    )
+    async def update_member(
+        self, org_id: FromPath[uuid.UUID], user_id: FromPath[uuid.UUID], data: JSONBody[MemberUpdate], request: Request
+    ) -> MemberRead:  # type: ignore[type-arg]
         return _member(await memberships.set_role(principal_of(request), org_id, user_id, Role.parse(data.role)))
 
-    @delete("/{user_id:uuid}", operation_id="removeMember", summary="Remove a member from an organization (admins)",
-            guards=[admin], responses=problems(*READ, 403, 409))
-    async def remove_member(self, org_id: uuid.UUID, user_id: uuid.UUID, request: Request) -> None:  # type: ignore[type-arg]
+    @delete(
+        "/{user_id:uuid}",
+        operation_id="removeMember",
+        summary="Remove a member from an organization (admins)",
+        guards=[admin],
+        responses=problems(*READ, 403, 409),
+    )
+    async def remove_member(self, org_id: FromPath[uuid.UUID], user_id: FromPath[uuid.UUID], request: Request) -> None:  # type: ignore[type-arg]
         await memberships.remove_member(principal_of(request), org_id, user_id)

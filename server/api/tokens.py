@@ -8,6 +8,8 @@ from typing import Annotated
 
 import msgspec
 from litestar import Controller, Request, delete, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 
 from server.api.conventions import READ, WRITE, Body, Name, Page, Paging, problems
 from server.api.security import authenticated, principal_of
@@ -43,18 +45,21 @@ class TokenController(Controller):
     tags = ["tokens"]
     guards = [authenticated]
 
-    @post("/", operation_id="createApiToken", summary="Create an API token (the secret is shown only here)",
-          responses=problems(*WRITE))
-    async def create(self, data: TokenCreate, request: Request) -> TokenCreated:  # type: ignore[type-arg]
+    @post(
+        "/",
+        operation_id="createApiToken",
+        summary="Create an API token (the secret is shown only here)",
+        responses=problems(*WRITE),
+    )
+    async def create(self, data: JSONBody[TokenCreate], request: Request) -> TokenCreated:  # type: ignore[type-arg]
         row, token = await service.create_api_token(principal_of(request), data.name, data.expires_in_days)
         return TokenCreated(**msgspec.structs.asdict(_read(row)), token=token)
 
     @get("/", operation_id="listApiTokens", summary="List your API tokens", responses=problems(*READ))
-    async def list_tokens(self, request: Request, paging: Paging) -> Page[TokenRead]:  # type: ignore[type-arg]
+    async def list_tokens(self, request: Request, paging: NamedDependency[Paging]) -> Page[TokenRead]:  # type: ignore[type-arg]
         rows, total = await service.list_api_tokens(principal_of(request), paging.page, paging.size)
         return paging.of([_read(r) for r in rows], total)
 
-    @delete("/{token_id:uuid}", operation_id="revokeApiToken", summary="Revoke an API token",
-            responses=problems(*READ))
-    async def revoke(self, token_id: uuid.UUID, request: Request) -> None:  # type: ignore[type-arg]
+    @delete("/{token_id:uuid}", operation_id="revokeApiToken", summary="Revoke an API token", responses=problems(*READ))
+    async def revoke(self, token_id: FromPath[uuid.UUID], request: Request) -> None:  # type: ignore[type-arg]
         await service.revoke_api_token(principal_of(request), token_id)

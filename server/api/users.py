@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, delete, get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 
 from server.accounts import users
 from server.api.conventions import READ, WRITE, Body, Email, NewPassword, Page, Paging, changes_of, problems
@@ -73,15 +75,22 @@ class MeController(Controller):
     tags = ["users"]
     guards = [authenticated]
 
-    @get("/", operation_id="getCurrentUser", summary="Who am I: account, current organization and memberships",
-         responses=problems(401))
+    @get(
+        "/",
+        operation_id="getCurrentUser",
+        summary="Who am I: account, current organization and memberships",
+        responses=problems(401),
+    )
     async def get_me(self, request: Request) -> MeRead:  # type: ignore[type-arg]
         return msgspec.convert(await users.get_me(principal_of(request)), MeRead)
 
-    @patch("/", operation_id="updateCurrentUser",
-           summary="Change your name, password (with current_password) or current organization",
-           responses=problems(400, 401, 413, 422))
-    async def update_me(self, data: MeUpdate, request: Request) -> MeRead:  # type: ignore[type-arg]
+    @patch(
+        "/",
+        operation_id="updateCurrentUser",
+        summary="Change your name, password (with current_password) or current organization",
+        responses=problems(400, 401, 413, 422),
+    )
+    async def update_me(self, data: JSONBody[MeUpdate], request: Request) -> MeRead:  # type: ignore[type-arg]
         return msgspec.convert(await users.update_me(principal_of(request), changes_of(data)), MeRead)
 
 
@@ -89,32 +98,56 @@ class UserController(Controller):
     path = "/users"
     tags = ["users"]
 
-    @get("/", operation_id="listUsers", summary="List the users of your current organization", guards=[viewer],
-         responses=problems(*READ, 403))
-    async def list_users(self, request: Request, paging: Paging) -> Page[UserRead]:  # type: ignore[type-arg]
+    @get(
+        "/",
+        operation_id="listUsers",
+        summary="List the users of your current organization",
+        guards=[viewer],
+        responses=problems(*READ, 403),
+    )
+    async def list_users(self, request: Request, paging: NamedDependency[Paging]) -> Page[UserRead]:  # type: ignore[type-arg]
         rows, total = await users.list_users(principal_of(request), paging.page, paging.size)
         return paging.of([_user(r) for r in rows], total)
 
-    @post("/", operation_id="createUser", summary="Create a user in your current organization (admins)",
-          guards=[admin], responses=problems(*WRITE))
-    async def create_user(self, data: UserCreate, request: Request) -> UserRead:  # type: ignore[type-arg]
-        row = await users.create_user(principal_of(request), data.email, data.password, Role.parse(data.role),
-                                      data.full_name, data.is_superadmin)
+    @post(
+        "/",
+        operation_id="createUser",
+        summary="Create a user in your current organization (admins)",
+        guards=[admin],
+        responses=problems(*WRITE),
+    )
+    async def create_user(self, data: JSONBody[UserCreate], request: Request) -> UserRead:  # type: ignore[type-arg]
+        row = await users.create_user(
+            principal_of(request), data.email, data.password, Role.parse(data.role), data.full_name, data.is_superadmin
+        )
         return _user(row)
 
-    @get("/{user_id:uuid}", operation_id="getUser", summary="Read a user of your current organization",
-         guards=[viewer], responses=problems(*READ, 403))
-    async def get_user(self, user_id: uuid.UUID, request: Request) -> UserRead:  # type: ignore[type-arg]
+    @get(
+        "/{user_id:uuid}",
+        operation_id="getUser",
+        summary="Read a user of your current organization",
+        guards=[viewer],
+        responses=problems(*READ, 403),
+    )
+    async def get_user(self, user_id: FromPath[uuid.UUID], request: Request) -> UserRead:  # type: ignore[type-arg]
         return _user(await users.get_user(principal_of(request), user_id))
 
-    @patch("/{user_id:uuid}", operation_id="updateUser",
-           summary="Change a user's role in your organization, or their account (admins)", guards=[admin],
-           responses=problems(*WRITE))
-    async def update_user(self, user_id: uuid.UUID, data: UserUpdate, request: Request) -> UserRead:  # type: ignore[type-arg]
+    @patch(
+        "/{user_id:uuid}",
+        operation_id="updateUser",
+        summary="Change a user's role in your organization, or their account (admins)",
+        guards=[admin],
+        responses=problems(*WRITE),
+    )
+    async def update_user(self, user_id: FromPath[uuid.UUID], data: JSONBody[UserUpdate], request: Request) -> UserRead:  # type: ignore[type-arg]
         return _user(await users.update_user(principal_of(request), user_id, changes_of(data)))
 
-    @delete("/{user_id:uuid}", operation_id="deleteUser",
-            summary="Remove a user from your organization (the account goes when it belongs nowhere)",
-            guards=[admin], responses=problems(*READ, 403, 409))
-    async def delete_user(self, user_id: uuid.UUID, request: Request) -> None:  # type: ignore[type-arg]
+    @delete(
+        "/{user_id:uuid}",
+        operation_id="deleteUser",
+        summary="Remove a user from your organization (the account goes when it belongs nowhere)",
+        guards=[admin],
+        responses=problems(*READ, 403, 409),
+    )
+    async def delete_user(self, user_id: FromPath[uuid.UUID], request: Request) -> None:  # type: ignore[type-arg]
         await users.delete_user(principal_of(request), user_id)

@@ -48,8 +48,7 @@ class LoginLimiter:
         if await self._count(account_key) >= self.max_failures:
             wait = await self._retry_after(account_key)
             raise AccountLocked(
-                f"this account is locked after {self.max_failures} failed login attempts; "
-                f"try again in {wait} seconds",
+                f"this account is locked after {self.max_failures} failed login attempts; try again in {wait} seconds",
                 wait,
             )
 

@@ -27,7 +27,7 @@ API_TOKEN_TOUCH_INTERVAL = dt.timedelta(minutes=1)
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def normalize_email(email: str) -> str:
@@ -151,9 +151,7 @@ async def authenticate(settings: Settings, token: str, organization_hint: str | 
     )
 
 
-async def _current_organization(
-    user: User, roles: dict[uuid.UUID, Role], hint: str | None
-) -> uuid.UUID | None:
+async def _current_organization(user: User, roles: dict[uuid.UUID, Role], hint: str | None) -> uuid.UUID | None:
     if hint:
         try:
             wanted = uuid.UUID(hint)
@@ -175,9 +173,7 @@ async def _current_organization(
     return None
 
 
-async def create_api_token(
-    principal: Principal, name: str, expires_in_days: int | None
-) -> tuple[ApiToken, str]:
+async def create_api_token(principal: Principal, name: str, expires_in_days: int | None) -> tuple[ApiToken, str]:
     token = new_opaque_token(API_TOKEN_PREFIX)
     expires_at = utcnow() + dt.timedelta(days=expires_in_days) if expires_in_days else None
     row = ApiToken(
