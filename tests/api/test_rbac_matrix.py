@@ -1,0 +1,168 @@
+"""Role x endpoint: what each kind of caller gets from every guarded endpoint.
+
+Callers: ``admin``, ``operator`` and ``viewer`` of organization A (none a superadmin), ``outsider``
+(admin of organization B only), ``anonymous`` (no token) and ``superadmin``. Objects live in A, so
+the outsider must get 404 (never 403: existence is not revealed) wherever the route names one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from litestar.testing import AsyncTestClient
+
+from tests.factories import headers_for, make_organization, make_user
+
+ROLES = ("admin", "operator", "viewer", "outsider", "anonymous", "superadmin")
+ALL_USERS = {"admin": 200, "operator": 200, "viewer": 200, "outsider": 200, "anonymous": 401, "superadmin": 200}
+
+
+def expect(admin: int, operator: int, viewer: int, outsider: int, superadmin: int | None = None) -> dict[str, int]:
+    return {
+        "admin": admin,
+        "operator": operator,
+        "viewer": viewer,
+        "outsider": outsider,
+        "anonymous": 401,
+        "superadmin": admin if superadmin is None else superadmin,
+    }
+
+
+@dataclass
+class World:
+    client: AsyncTestClient[Any]
+    org_a: str
+    org_b: str
+    headers: dict[str, dict[str, str]]
+    member: dict[str, Any]
+    superadmin_headers: dict[str, str] = field(default_factory=dict)
+
+    async def disposable_user(self, organization: str) -> str:
+        """A fresh viewer, for calls that delete, demote or add their target."""
+        headers = {**self.superadmin_headers, "X-Organization-ID": organization}
+        return str((await make_user(self.client, "viewer", headers=headers))["id"])
+
+
+@dataclass(frozen=True)
+class Case:
+    method: str
+    path: str
+    outcomes: dict[str, int]
+    body: dict[str, Any] | None = None
+    disposable: bool = False  # path takes {target}: a fresh user of A per call
+    adds_outsider: bool = False  # body names a fresh user of B, to be added to A
+
+    async def url(self, world: World) -> str:
+        target = await world.disposable_user(world.org_a) if self.disposable else ""
+        return self.path.format(a=world.org_a, member=world.member["id"], target=target)
+
+    async def payload(self, world: World, counter: list[int]) -> dict[str, Any] | None:
+        if self.adds_outsider:
+            return {"user_id": await world.disposable_user(world.org_b), "role": "viewer"}
+        if self.method == "POST" and self.path.endswith("/users"):
+            return {**(self.body or {}), "email": new_email(counter)}
+        if self.method == "POST" and self.path.endswith("/organizations"):
+            return {"name": new_email(counter)}
+        return self.body
+
+
+def new_email(counter: list[int]) -> str:
+    counter[0] += 1
+    return f"matrix{counter[0]}@windflow.test"
+
+
+CASES = [
+    Case("GET", "/api/v1/users/me", ALL_USERS),
+    Case("PATCH", "/api/v1/users/me", ALL_USERS, body={"full_name": "Someone"}),
+    Case("GET", "/api/v1/users", expect(200, 200, 200, 200)),  # outsider sees B's users, not A's
+    Case("POST", "/api/v1/users", expect(201, 403, 403, 201), body={"role": "viewer", "password": "password-123"}),
+    Case("GET", "/api/v1/users/{member}", expect(200, 200, 200, 404)),
+    Case("PATCH", "/api/v1/users/{member}", expect(200, 403, 403, 404), body={"full_name": "Renamed"}),
+    Case("DELETE", "/api/v1/users/{target}", expect(204, 403, 403, 404), disposable=True),
+    Case("GET", "/api/v1/organizations", ALL_USERS),
+    Case("POST", "/api/v1/organizations", expect(403, 403, 403, 403, superadmin=201), body={}),
+    Case("GET", "/api/v1/organizations/{a}", expect(200, 200, 200, 404)),
+    Case("PATCH", "/api/v1/organizations/{a}", expect(200, 403, 403, 404), body={"description": "changed"}),
+    Case("GET", "/api/v1/organizations/{a}/members", expect(200, 200, 200, 404)),
+    Case("POST", "/api/v1/organizations/{a}/members", expect(201, 403, 403, 404), adds_outsider=True),
+    Case("GET", "/api/v1/organizations/{a}/members/{member}", expect(200, 200, 200, 404)),
+    Case(
+        "PATCH",
+        "/api/v1/organizations/{a}/members/{target}",
+        expect(200, 403, 403, 404),
+        body={"role": "operator"},
+        disposable=True,
+    ),
+    Case("DELETE", "/api/v1/organizations/{a}/members/{target}", expect(204, 403, 403, 404), disposable=True),
+    Case("GET", "/api/v1/audit-log", expect(200, 403, 403, 200)),  # outsider reads B's log
+    Case("GET", "/api/v1/tokens", ALL_USERS),
+    Case("POST", "/api/v1/tokens", {**ALL_USERS, **{r: 201 for r in ROLES if r != "anonymous"}}, body={"name": "ci"}),
+]
+
+
+async def build_world(client: AsyncTestClient[Any]) -> World:
+    superadmin_headers = dict(client.headers)
+    org_a = (await client.get("/api/v1/users/me")).json()["current_organization_id"]
+    users = {role: await make_user(client, role) for role in ("admin", "operator", "viewer")}
+    member = await make_user(client, "viewer")
+    org_b = (await make_organization(client))["id"]
+    outsider = await make_user(client, "admin", headers={"X-Organization-ID": org_b})
+    # The superadmin created B and so is a member; the outsider must only be in B.
+    headers = {role: await headers_for(client, user) for role, user in users.items()}
+    headers["outsider"] = await headers_for(client, outsider)
+    headers["superadmin"] = superadmin_headers
+    client.headers.pop("Authorization")
+    return World(client, org_a, org_b, headers, member, superadmin_headers)
+
+
+async def call(world: World, case: Case, role: str, counter: list[int]) -> int:
+    body = await case.payload(world, counter)
+    headers = world.headers.get(role, {})
+    response = await world.client.request(case.method, await case.url(world), json=body, headers=headers)
+    return response.status_code
+
+
+async def test_role_endpoint_matrix(admin_client: AsyncTestClient[Any]) -> None:
+    world = await build_world(admin_client)
+    counter = [0]
+    mismatches = []
+    for case in CASES:
+        for role in ROLES:
+            status = await call(world, case, role, counter)
+            if status != case.outcomes[role]:
+                mismatches.append(f"{role:10} {case.method:6} {case.path}: got {status}, want {case.outcomes[role]}")
+    assert mismatches == []
+
+
+async def test_matrix_covers_every_guarded_route(admin_client: AsyncTestClient[Any]) -> None:
+    app = admin_client.app
+    guarded = {
+        (method, route.path.replace(":uuid", ""))
+        for route in app.routes
+        for handler in getattr(route, "route_handlers", [])
+        for method in handler.http_methods
+        if method != "OPTIONS" and handler.resolve_guards()
+    }
+    placeholders = {"{member}": "{user_id}", "{target}": "{user_id}", "{a}": "{org_id}"}
+
+    def template(path: str) -> str:
+        for short, name in placeholders.items():
+            path = path.replace(short, name)
+        return path
+
+    covered = {(case.method, template(case.path)) for case in CASES}
+    covered.add(("DELETE", "/api/v1/tokens/{token_id}"))  # owner-scoped: tests/api/test_auth.py
+    covered.add(("DELETE", "/api/v1/organizations/{org_id}"))  # see test_only_superadmin_deletes_organizations
+    assert guarded - covered == set()
+
+
+async def test_only_superadmin_deletes_organizations(admin_client: AsyncTestClient[Any]) -> None:
+    world = await build_world(admin_client)
+    for role in ("admin", "operator", "viewer", "outsider"):
+        response = await world.client.delete(f"/api/v1/organizations/{world.org_a}", headers=world.headers[role])
+        assert response.status_code == 403, role
+    response = await world.client.delete(f"/api/v1/organizations/{world.org_b}", headers=world.superadmin_headers)
+    assert response.status_code == 204
+    response = await world.client.get(f"/api/v1/organizations/{world.org_b}", headers=world.superadmin_headers)
+    assert response.status_code == 404
