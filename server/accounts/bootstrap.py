@@ -9,6 +9,7 @@ from server import audit
 from server.auth.passwords import hash_password, password_problem
 from server.auth.principal import Role
 from server.auth.service import normalize_email
+from server.db.engine import atomic
 from server.db.tables import Membership, Organization, User
 from server.errors import Conflict, ValidationFailed
 
@@ -27,24 +28,24 @@ async def create_account(
         raise ValidationFailed.for_field("password", problem)
     if await User.exists().where(User.email == email):
         raise Conflict(f"a user with email {email} already exists")
-    org = await Organization.objects().where(Organization.name == organization).first()
-    if org is None:
-        org = Organization(name=organization)
-        await org.save()
-    user = User(
-        email=email, password_hash=await hash_password(password), is_superadmin=superadmin, current_organization=org.id
-    )
-    await user.save()
-    await Membership.insert(Membership(user=user.id, organization=org.id, role=role.name))
-    await audit.record(
-        "user.create",
-        actor=None,
-        actor_email="system",
-        organization_id=org.id,
-        target_type="user",
-        target_id=user.id,
-        detail={"email": email, "role": role.name, "superadmin": superadmin},
-    )
+    password_hash = await hash_password(password)
+    async with atomic():
+        org = await Organization.objects().where(Organization.name == organization).first()
+        if org is None:
+            org = Organization(name=organization)
+            await org.save()
+        user = User(email=email, password_hash=password_hash, is_superadmin=superadmin, current_organization=org.id)
+        await user.save()
+        await Membership.insert(Membership(user=user.id, organization=org.id, role=role.name))
+        await audit.record(
+            "user.create",
+            actor=None,
+            actor_email="system",
+            organization_id=org.id,
+            target_type="user",
+            target_id=user.id,
+            detail={"email": email, "role": role.name, "superadmin": superadmin},
+        )
     return user.id  # type: ignore[no-any-return]
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from server import audit
 from server.auth.principal import Principal, Role
 from server.auth.service import utcnow
+from server.db.engine import atomic
 from server.db.pages import page_of
 from server.db.tables import Membership, Organization
 from server.errors import Conflict, NotFound
@@ -55,16 +56,17 @@ async def create_organization(principal: Principal, name: str, description: str)
     if await _name_taken(name):
         raise Conflict(f"an organization named {name!r} already exists")
     org = Organization(name=name, description=description)
-    await org.save()
-    await Membership.insert(Membership(user=principal.user_id, organization=org.id, role=Role.admin.name))
-    await audit.record(
-        "organization.create",
-        actor=principal,
-        organization_id=org.id,
-        target_type="organization",
-        target_id=org.id,
-        detail={"name": name},
-    )
+    async with atomic():
+        await org.save()
+        await Membership.insert(Membership(user=principal.user_id, organization=org.id, role=Role.admin.name))
+        await audit.record(
+            "organization.create",
+            actor=principal,
+            organization_id=org.id,
+            target_type="organization",
+            target_id=org.id,
+            detail={"name": name},
+        )
     return {**await get_organization(principal, org.id), "role": Role.admin.name}
 
 

@@ -10,6 +10,7 @@ from server.accounts.memberships import add_member, get_member, remove_member, s
 from server.auth.passwords import hash_password, verify_password
 from server.auth.principal import Principal, Role
 from server.auth.service import normalize_email, revoke_user_sessions, utcnow
+from server.db.engine import atomic
 from server.db.pages import page_of
 from server.db.tables import Membership, Organization, User
 from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -77,16 +78,17 @@ async def create_user(
         is_superadmin=is_superadmin,
         current_organization=organization_id,
     )
-    await user.save()
-    await audit.record(
-        "user.create",
-        actor=principal,
-        organization_id=organization_id,
-        target_type="user",
-        target_id=user.id,
-        detail={"email": email, "role": role.name},
-    )
-    await add_member(principal, organization_id, user.id, role)
+    async with atomic():
+        await user.save()
+        await audit.record(
+            "user.create",
+            actor=principal,
+            organization_id=organization_id,
+            target_type="user",
+            target_id=user.id,
+            detail={"email": email, "role": role.name},
+        )
+        await add_member(principal, organization_id, user.id, role)
     return await get_user(principal, user.id)
 
 
@@ -107,32 +109,33 @@ async def update_user(principal: Principal, user_id: uuid.UUID, changes: dict[st
     if user_id == principal.user_id and changes.get("is_active") is False:
         raise Conflict("you cannot disable your own account")
     role = changes.pop("role", None)
-    if role is not None:
-        await set_role(principal, organization_id, user_id, Role.parse(role))
-    account: dict[Any, Any] = {}
     if changes:
         await _require_authority_over(principal, user_id)
-        for key, value in changes.items():
-            account[getattr(User, key)] = value
-        if "password" in changes:
-            account.pop(User.password)
-            account[User.password_hash] = await hash_password(changes["password"])
-        if "email" in changes:
-            account[User.email] = email = normalize_email(changes["email"])
-            if await User.exists().where((User.email == email) & (User.id != user_id)):
-                raise Conflict("a user with this email already exists")
-        account[User.updated_at] = utcnow()
-        await User.update(account).where(User.id == user_id)
-        if "password" in changes or changes.get("is_active") is False:
-            await revoke_user_sessions(user_id)
-        await audit.record(
-            "user.update",
-            actor=principal,
-            organization_id=organization_id,
-            target_type="user",
-            target_id=user_id,
-            detail={"fields": sorted(changes)},
-        )
+    account: dict[Any, Any] = {
+        getattr(User, k): changes[k] for k in ("full_name", "is_active", "is_superadmin") if k in changes
+    }
+    if "password" in changes:
+        account[User.password_hash] = await hash_password(changes["password"])
+    if "email" in changes:
+        account[User.email] = email = normalize_email(changes["email"])
+        if await User.exists().where((User.email == email) & (User.id != user_id)):
+            raise Conflict("a user with this email already exists")
+    async with atomic():
+        if role is not None:
+            await set_role(principal, organization_id, user_id, Role.parse(role))
+        if account:
+            account[User.updated_at] = utcnow()
+            await User.update(account).where(User.id == user_id)
+            if "password" in changes or changes.get("is_active") is False:
+                await revoke_user_sessions(user_id)
+            await audit.record(
+                "user.update",
+                actor=principal,
+                organization_id=organization_id,
+                target_type="user",
+                target_id=user_id,
+                detail={"fields": sorted(changes)},
+            )
     return await get_user(principal, user_id)
 
 
@@ -142,13 +145,18 @@ async def delete_user(principal: Principal, user_id: uuid.UUID) -> None:
     if user_id == principal.user_id:
         raise Conflict("you cannot remove yourself; ask another admin")
     await get_member(organization_id, user_id)
-    await remove_member(principal, organization_id, user_id)
-    user = await _user_row(user_id)
-    if not user["is_superadmin"] and not await Membership.exists().where(Membership.user == user_id):
-        await User.delete().where(User.id == user_id)
-        await audit.record(
-            "user.delete", actor=principal, organization_id=organization_id, target_type="user", target_id=user_id
-        )
+    async with atomic():
+        await remove_member(principal, organization_id, user_id)
+        user = await _user_row(user_id)
+        if not user["is_superadmin"] and not await Membership.exists().where(Membership.user == user_id):
+            await User.delete().where(User.id == user_id)
+            await audit.record(
+                "user.delete",
+                actor=principal,
+                organization_id=organization_id,
+                target_type="user",
+                target_id=user_id,
+            )
 
 
 async def get_me(principal: Principal) -> dict[str, Any]:

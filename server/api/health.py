@@ -76,7 +76,7 @@ class HealthController(Controller):
     responses=problems(),
 )
 async def metrics(state: State) -> Response[bytes]:
-    return Response(state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+    return Response(state.metrics.render(), media_type="text/plain; version=0.0.4")  # Litestar adds the charset
 
 
 @get(

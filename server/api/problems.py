@@ -74,7 +74,7 @@ def problem_response(
 
 
 _JSON_PATH = re.compile(r"at `\$(?P<path>[^`]*)`")
-_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]*)`")
+_NAMED_FIELD = re.compile(r"(?:unknown|missing required) field `([^`]*)`")
 
 
 def _field_errors(exc: ValidationException) -> list[FieldError]:
@@ -93,8 +93,8 @@ def _field_errors(exc: ValidationException) -> list[FieldError]:
         match = _JSON_PATH.search(message)
         path = re.sub(r"\[(\d+)\]", r".\1", match.group("path")).lstrip(".") if match else ""
         message = _JSON_PATH.sub("", message).rstrip(" -")
-        if unknown := _UNKNOWN_FIELD.search(message):
-            path = f"{path}.{unknown.group(1)}".lstrip(".")
+        if named := _NAMED_FIELD.search(message):
+            path = f"{path}.{named.group(1)}".lstrip(".")
         errors.append(FieldError("body" + (f".{path}" if path else ""), message))
     return errors
 
@@ -136,7 +136,11 @@ def handle_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Re
     if status == HTTP_413_REQUEST_ENTITY_TOO_LARGE:
         limit = request.app.state.settings.max_body_size
         detail = f"the request body is larger than the limit of {limit} bytes"
-    headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() in {"retry-after", "allow"}}
+    sent = {k.lower(): v for k, v in (exc.headers or {}).items()}
+    headers = {k: v for k, v in sent.items() if k in {"retry-after", "allow"} or k.startswith("ratelimit-")}
+    if status == 429 and "retry-after" not in headers and "ratelimit-reset" in sent:
+        # Litestar's rate limiter only sends the draft RateLimit-* headers; clients know Retry-After.
+        headers["retry-after"] = str(max(1, int(sent["ratelimit-reset"])))
     return problem_response(request, status, detail, headers=headers or None)
 
 

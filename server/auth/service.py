@@ -19,6 +19,7 @@ from server.auth.tokens import (
     new_opaque_token,
     read_access_token,
 )
+from server.db.engine import atomic
 from server.db.tables import ApiToken, Membership, Organization, RefreshToken, User
 from server.errors import AuthInvalid, NotFound
 from server.settings import Settings
@@ -68,9 +69,10 @@ async def login(settings: Settings, limiter: LoginLimiter, email: str, password:
     changes: dict[Any, Any] = {User.last_login_at: utcnow()}
     if needs_rehash(user.password_hash):
         changes[User.password_hash] = await hash_password(password)
-    await User.update(changes).where(User.id == user.id)
-    pair = await _issue_pair(settings, user.id, uuid.uuid4())
-    await audit.record("auth.login", actor=None, actor_email=email, target_type="user", target_id=user.id)
+    async with atomic():
+        await User.update(changes).where(User.id == user.id)
+        pair = await _issue_pair(settings, user.id, uuid.uuid4())
+        await audit.record("auth.login", actor=None, actor_email=email, target_type="user", target_id=user.id)
     return pair
 
 
@@ -84,19 +86,21 @@ async def refresh(settings: Settings, refresh_token: str) -> TokenPair:
         raise AuthInvalid("the refresh token has been revoked; log in again")
     if row.expires_at <= now:
         raise AuthInvalid("the refresh token has expired; log in again")
-    claimed = (
-        await RefreshToken.update({RefreshToken.used_at: now})
-        .where((RefreshToken.id == row.id) & RefreshToken.used_at.is_null())
-        .returning(RefreshToken.id)
-    )
-    if not claimed:
+    async with atomic():
+        claimed = (
+            await RefreshToken.update({RefreshToken.used_at: now})
+            .where((RefreshToken.id == row.id) & RefreshToken.used_at.is_null())
+            .returning(RefreshToken.id)
+        )
+        if claimed:
+            user = await User.objects().where((User.id == row.user) & (User.is_active == True)).first()  # noqa: E712
+            if user is None:
+                raise AuthInvalid("the account is disabled")
+            return await _issue_pair(settings, user.id, row.family_id)
+    async with atomic():
         await _revoke_family(row.family_id, now)
         await audit.record("auth.refresh_reused", actor=None, target_type="user", target_id=row.user)
-        raise AuthInvalid("the refresh token was already used; every session of that login is now revoked")
-    user = await User.objects().where((User.id == row.user) & (User.is_active == True)).first()  # noqa: E712
-    if user is None:
-        raise AuthInvalid("the account is disabled")
-    return await _issue_pair(settings, user.id, row.family_id)
+    raise AuthInvalid("the refresh token was already used; every session of that login is now revoked")
 
 
 async def _revoke_family(family_id: uuid.UUID, now: dt.datetime) -> None:
@@ -183,10 +187,11 @@ async def create_api_token(principal: Principal, name: str, expires_in_days: int
         prefix=token[: len(API_TOKEN_PREFIX) + 6],
         expires_at=expires_at,
     )
-    await row.save()
-    await audit.record(
-        "api_token.create", actor=principal, target_type="api_token", target_id=row.id, detail={"name": name}
-    )
+    async with atomic():
+        await row.save()
+        await audit.record(
+            "api_token.create", actor=principal, target_type="api_token", target_id=row.id, detail={"name": name}
+        )
     return row, token
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
-from piccolo.engine.sqlite import SQLiteEngine
+from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 
 from server.db.tables import TABLES
 from server.settings import Settings
@@ -49,3 +50,11 @@ async def close_engine(engine: Engine) -> None:
 
 async def ping(engine: Engine) -> None:
     await engine.run_ddl("SELECT 1")
+
+
+def atomic() -> Any:
+    """A transaction on the bound engine: a service's writes land together or not at all."""
+    engine = TABLES[0]._meta.db
+    if isinstance(engine, SQLiteEngine):
+        return engine.transaction(transaction_type=TransactionType.immediate)
+    return engine.transaction()
