@@ -155,5 +155,7 @@ def documented_settings() -> list[tuple[str, str, str]]:
         default = f.default
         if isinstance(default, tuple):
             default = ",".join(default)
+        elif isinstance(default, Path) and not default.is_absolute():
+            default = f"./{default.as_posix()}"
         rows.append((PREFIX + f.name.upper(), str(default), f.metadata["help"]))
     return rows

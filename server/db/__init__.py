@@ -1,0 +1,1 @@
+"""Persistence: Piccolo tables, the engine for the configured URL, migrations."""
