@@ -7,7 +7,9 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
+import anyio
 from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
@@ -77,7 +79,7 @@ def create_app(settings: Settings) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+        await anyio.Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
         engine = await open_engine(settings)
         try:
             await migrate(engine)
@@ -89,7 +91,7 @@ def create_app(settings: Settings) -> Litestar:
             if redis is not None:
                 await redis.aclose()
 
-    middleware = [BearerAuthMiddleware(settings), IdempotencyMiddleware(settings)]
+    middleware: list[Any] = [BearerAuthMiddleware(settings), IdempotencyMiddleware(settings)]
     stores = {}
     if settings.rate_limit:
         stores["rate_limit"] = make_store(redis, "rate_limit")
@@ -137,6 +139,8 @@ def create_app(settings: Settings) -> Litestar:
         else None,
         request_max_body_size=settings.max_body_size,
         debug=False,
+        # Logging is ours (JSON on stdout, see observability.py); Litestar's default would replace it.
+        logging_config=None,
     )
     # Litestar's middleware only wraps matched routes; this must also see 404s and early errors.
     app.asgi_handler = RequestContextMiddleware(app.asgi_handler, metrics_registry)

@@ -46,7 +46,7 @@ async def create_account(
             target_id=user.id,
             detail={"email": email, "role": role.name, "superadmin": superadmin},
         )
-    return user.id  # type: ignore[no-any-return]
+    return user.id
 
 
 async def ensure_first_admin(email: str, password: str) -> bool:

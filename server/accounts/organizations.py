@@ -46,10 +46,10 @@ async def get_organization(principal: Principal, organization_id: uuid.UUID) -> 
 
 
 async def _name_taken(name: str, except_id: uuid.UUID | None = None) -> bool:
-    where = Organization.name == name
+    query = Organization.exists().where(Organization.name == name)
     if except_id is not None:
-        where &= Organization.id != except_id
-    return await Organization.exists().where(where)
+        query = query.where(Organization.id != except_id)
+    return await query
 
 
 async def create_organization(principal: Principal, name: str, description: str) -> dict[str, Any]:

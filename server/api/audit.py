@@ -7,10 +7,10 @@ import uuid
 from typing import Any
 
 import msgspec
-from litestar import Controller, Request, get
+from litestar import Controller, get
 from litestar.di import NamedDependency
 
-from server.api.conventions import READ, Page, Paging, problems
+from server.api.conventions import READ, AnyRequest, Page, Paging, problems
 from server.api.security import admin, principal_of
 from server.db.pages import page_of
 from server.db.tables import AuditLog
@@ -39,7 +39,7 @@ class AuditController(Controller):
         guards=[admin],
         responses=problems(*READ, 403),
     )
-    async def list_audit(self, request: Request, paging: NamedDependency[Paging]) -> Page[AuditEntry]:  # type: ignore[type-arg]
+    async def list_audit(self, request: AnyRequest, paging: NamedDependency[Paging]) -> Page[AuditEntry]:
         where = AuditLog.organization_id == principal_of(request).organization_id
         rows = await page_of(
             AuditLog.select().where(where).order_by(AuditLog.created_at, ascending=False).output(load_json=True),

@@ -31,7 +31,7 @@ class TokenResponse(msgspec.Struct):
     access_token: str
     refresh_token: str
     expires_in: int
-    token_type: str = "bearer"
+    token_type: str = "bearer"  # noqa: S105 - the OAuth token type, not a secret
 
 
 def _tokens(pair: service.TokenPair) -> TokenResponse:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import msgspec
+from litestar import Request
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
@@ -80,3 +81,5 @@ def changes_of(body: msgspec.Struct) -> dict[str, object]:
 Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 NewPassword = Annotated[str, msgspec.Meta(min_length=8, max_length=256, description="8-256 characters")]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^\S(.*\S)?$")]
+
+AnyRequest = Request[Any, Any, Any]

@@ -10,10 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-from typing import Any
+from typing import Any, cast
 
 from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 from server.auth.principal import Principal
 from server.auth.service import utcnow
@@ -44,14 +44,15 @@ class IdempotencyMiddleware(ASGIMiddleware):
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         key = next((v for k, v in scope.get("headers", []) if k == HEADER), None)
         principal = scope.get("user")
-        if key is None or scope["method"] != "POST" or not isinstance(principal, Principal):
+        method = cast("HTTPScope", scope)["method"]
+        if key is None or method != "POST" or not isinstance(principal, Principal):
             await next_app(scope, receive, send)
             return
         key_text = key.decode("latin-1")
         if not _VALID_KEY.match(key_text):
             raise ValidationFailed.for_field("header.Idempotency-Key", "must be 1-255 printable ASCII characters")
         body, more = await _read_body(receive, self.max_body)
-        key_hash = _sha256(str(principal.user_id).encode(), scope["method"].encode(), scope["path"].encode(), key)
+        key_hash = _sha256(str(principal.user_id).encode(), method.encode(), scope["path"].encode(), key)
         request_hash = _sha256(scope.get("query_string", b""), body)
 
         if not await self._claim(key_hash, request_hash):

@@ -7,12 +7,12 @@ import uuid
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, delete, get, patch, post
+from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from server.accounts import memberships, organizations
-from server.api.conventions import READ, WRITE, Body, Name, Page, Paging, changes_of, problems
+from server.api.conventions import READ, WRITE, AnyRequest, Body, Name, Page, Paging, changes_of, problems
 from server.api.security import admin, authenticated, principal_of, superadmin, viewer
 from server.api.users import RoleName
 from server.auth.principal import Role
@@ -77,7 +77,7 @@ class OrganizationController(Controller):
         guards=[authenticated],
         responses=problems(401, 422),
     )
-    async def list_organizations(self, request: Request, paging: NamedDependency[Paging]) -> Page[OrganizationRead]:  # type: ignore[type-arg]
+    async def list_organizations(self, request: AnyRequest, paging: NamedDependency[Paging]) -> Page[OrganizationRead]:
         rows, total = await organizations.list_organizations(principal_of(request), paging.page, paging.size)
         return paging.of([_org(r) for r in rows], total)
 
@@ -88,7 +88,7 @@ class OrganizationController(Controller):
         guards=[superadmin],
         responses=problems(*WRITE),
     )
-    async def create_organization(self, data: JSONBody[OrganizationCreate], request: Request) -> OrganizationRead:  # type: ignore[type-arg]
+    async def create_organization(self, data: JSONBody[OrganizationCreate], request: AnyRequest) -> OrganizationRead:
         return _org(await organizations.create_organization(principal_of(request), data.name, data.description))
 
     @get(
@@ -98,7 +98,7 @@ class OrganizationController(Controller):
         guards=[viewer],
         responses=problems(*READ),
     )
-    async def get_organization(self, org_id: FromPath[uuid.UUID], request: Request) -> OrganizationRead:  # type: ignore[type-arg]
+    async def get_organization(self, org_id: FromPath[uuid.UUID], request: AnyRequest) -> OrganizationRead:
         return _org(await organizations.get_organization(principal_of(request), org_id))
 
     @patch(
@@ -109,8 +109,8 @@ class OrganizationController(Controller):
         responses=problems(*WRITE),
     )
     async def update_organization(
-        self, org_id: FromPath[uuid.UUID], data: JSONBody[OrganizationUpdate], request: Request
-    ) -> OrganizationRead:  # type: ignore[type-arg]
+        self, org_id: FromPath[uuid.UUID], data: JSONBody[OrganizationUpdate], request: AnyRequest
+    ) -> OrganizationRead:
         return _org(await organizations.update_organization(principal_of(request), org_id, changes_of(data)))
 
     @delete(
@@ -120,7 +120,7 @@ class OrganizationController(Controller):
         guards=[superadmin],
         responses=problems(*READ, 403),
     )
-    async def delete_organization(self, org_id: FromPath[uuid.UUID], request: Request) -> None:  # type: ignore[type-arg]
+    async def delete_organization(self, org_id: FromPath[uuid.UUID], request: AnyRequest) -> None:
         await organizations.delete_organization(principal_of(request), org_id)
 
 
@@ -147,8 +147,8 @@ class MemberController(Controller):
         responses=problems(*WRITE),
     )
     async def add_member(
-        self, org_id: FromPath[uuid.UUID], data: JSONBody[MemberCreate], request: Request
-    ) -> MemberRead:  # type: ignore[type-arg]
+        self, org_id: FromPath[uuid.UUID], data: JSONBody[MemberCreate], request: AnyRequest
+    ) -> MemberRead:
         return _member(await memberships.add_member(principal_of(request), org_id, data.user_id, Role.parse(data.role)))
 
     @get(
@@ -169,8 +169,12 @@ class MemberController(Controller):
         responses=problems(*WRITE),
     )
     async def update_member(
-        self, org_id: FromPath[uuid.UUID], user_id: FromPath[uuid.UUID], data: JSONBody[MemberUpdate], request: Request
-    ) -> MemberRead:  # type: ignore[type-arg]
+        self,
+        org_id: FromPath[uuid.UUID],
+        user_id: FromPath[uuid.UUID],
+        data: JSONBody[MemberUpdate],
+        request: AnyRequest,
+    ) -> MemberRead:
         return _member(await memberships.set_role(principal_of(request), org_id, user_id, Role.parse(data.role)))
 
     @delete(
@@ -180,5 +184,7 @@ class MemberController(Controller):
         guards=[admin],
         responses=problems(*READ, 403, 409),
     )
-    async def remove_member(self, org_id: FromPath[uuid.UUID], user_id: FromPath[uuid.UUID], request: Request) -> None:  # type: ignore[type-arg]
+    async def remove_member(
+        self, org_id: FromPath[uuid.UUID], user_id: FromPath[uuid.UUID], request: AnyRequest
+    ) -> None:
         await memberships.remove_member(principal_of(request), org_id, user_id)

@@ -7,11 +7,11 @@ import uuid
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from server.api.conventions import READ, WRITE, Body, Name, Page, Paging, problems
+from server.api.conventions import READ, WRITE, AnyRequest, Body, Name, Page, Paging, problems
 from server.api.security import authenticated, principal_of
 from server.auth import service
 from server.db.tables import ApiToken
@@ -51,15 +51,15 @@ class TokenController(Controller):
         summary="Create an API token (the secret is shown only here)",
         responses=problems(*WRITE),
     )
-    async def create(self, data: JSONBody[TokenCreate], request: Request) -> TokenCreated:  # type: ignore[type-arg]
+    async def create(self, data: JSONBody[TokenCreate], request: AnyRequest) -> TokenCreated:
         row, token = await service.create_api_token(principal_of(request), data.name, data.expires_in_days)
         return TokenCreated(**msgspec.structs.asdict(_read(row)), token=token)
 
     @get("/", operation_id="listApiTokens", summary="List your API tokens", responses=problems(*READ))
-    async def list_tokens(self, request: Request, paging: NamedDependency[Paging]) -> Page[TokenRead]:  # type: ignore[type-arg]
+    async def list_tokens(self, request: AnyRequest, paging: NamedDependency[Paging]) -> Page[TokenRead]:
         rows, total = await service.list_api_tokens(principal_of(request), paging.page, paging.size)
         return paging.of([_read(r) for r in rows], total)
 
     @delete("/{token_id:uuid}", operation_id="revokeApiToken", summary="Revoke an API token", responses=problems(*READ))
-    async def revoke(self, token_id: FromPath[uuid.UUID], request: Request) -> None:  # type: ignore[type-arg]
+    async def revoke(self, token_id: FromPath[uuid.UUID], request: AnyRequest) -> None:
         await service.revoke_api_token(principal_of(request), token_id)

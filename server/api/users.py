@@ -7,12 +7,12 @@ import uuid
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Controller, Request, delete, get, patch, post
+from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from server.accounts import users
-from server.api.conventions import READ, WRITE, Body, Email, NewPassword, Page, Paging, changes_of, problems
+from server.api.conventions import READ, WRITE, AnyRequest, Body, Email, NewPassword, Page, Paging, changes_of, problems
 from server.api.security import admin, authenticated, principal_of, viewer
 from server.auth.principal import Role
 
@@ -81,7 +81,7 @@ class MeController(Controller):
         summary="Who am I: account, current organization and memberships",
         responses=problems(401),
     )
-    async def get_me(self, request: Request) -> MeRead:  # type: ignore[type-arg]
+    async def get_me(self, request: AnyRequest) -> MeRead:
         return msgspec.convert(await users.get_me(principal_of(request)), MeRead)
 
     @patch(
@@ -90,7 +90,7 @@ class MeController(Controller):
         summary="Change your name, password (with current_password) or current organization",
         responses=problems(400, 401, 413, 422),
     )
-    async def update_me(self, data: JSONBody[MeUpdate], request: Request) -> MeRead:  # type: ignore[type-arg]
+    async def update_me(self, data: JSONBody[MeUpdate], request: AnyRequest) -> MeRead:
         return msgspec.convert(await users.update_me(principal_of(request), changes_of(data)), MeRead)
 
 
@@ -105,7 +105,7 @@ class UserController(Controller):
         guards=[viewer],
         responses=problems(*READ, 403),
     )
-    async def list_users(self, request: Request, paging: NamedDependency[Paging]) -> Page[UserRead]:  # type: ignore[type-arg]
+    async def list_users(self, request: AnyRequest, paging: NamedDependency[Paging]) -> Page[UserRead]:
         rows, total = await users.list_users(principal_of(request), paging.page, paging.size)
         return paging.of([_user(r) for r in rows], total)
 
@@ -116,7 +116,7 @@ class UserController(Controller):
         guards=[admin],
         responses=problems(*WRITE),
     )
-    async def create_user(self, data: JSONBody[UserCreate], request: Request) -> UserRead:  # type: ignore[type-arg]
+    async def create_user(self, data: JSONBody[UserCreate], request: AnyRequest) -> UserRead:
         row = await users.create_user(
             principal_of(request), data.email, data.password, Role.parse(data.role), data.full_name, data.is_superadmin
         )
@@ -129,7 +129,7 @@ class UserController(Controller):
         guards=[viewer],
         responses=problems(*READ, 403),
     )
-    async def get_user(self, user_id: FromPath[uuid.UUID], request: Request) -> UserRead:  # type: ignore[type-arg]
+    async def get_user(self, user_id: FromPath[uuid.UUID], request: AnyRequest) -> UserRead:
         return _user(await users.get_user(principal_of(request), user_id))
 
     @patch(
@@ -139,7 +139,9 @@ class UserController(Controller):
         guards=[admin],
         responses=problems(*WRITE),
     )
-    async def update_user(self, user_id: FromPath[uuid.UUID], data: JSONBody[UserUpdate], request: Request) -> UserRead:  # type: ignore[type-arg]
+    async def update_user(
+        self, user_id: FromPath[uuid.UUID], data: JSONBody[UserUpdate], request: AnyRequest
+    ) -> UserRead:
         return _user(await users.update_user(principal_of(request), user_id, changes_of(data)))
 
     @delete(
@@ -149,5 +151,5 @@ class UserController(Controller):
         guards=[admin],
         responses=problems(*READ, 403, 409),
     )
-    async def delete_user(self, user_id: FromPath[uuid.UUID], request: Request) -> None:  # type: ignore[type-arg]
+    async def delete_user(self, user_id: FromPath[uuid.UUID], request: AnyRequest) -> None:
         await users.delete_user(principal_of(request), user_id)

@@ -19,8 +19,8 @@ import jwt
 from server.errors import AuthInvalid
 
 ACCESS_ALGORITHM = "HS256"
-API_TOKEN_PREFIX = "wfp_"
-REFRESH_TOKEN_PREFIX = "wfr_"
+API_TOKEN_PREFIX = "wfp_"  # noqa: S105 - a visible prefix, not a secret
+REFRESH_TOKEN_PREFIX = "wfr_"  # noqa: S105
 
 
 def derive_key(secret_key: str, purpose: str) -> bytes:

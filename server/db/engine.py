@@ -16,7 +16,7 @@ from server.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def make_engine(settings: Settings) -> Engine:
+def make_engine(settings: Settings) -> Engine[Any]:
     url = settings.resolved_database_url
     if settings.is_sqlite:
         # sqlite:///relative/path.db or sqlite:////absolute/path.db
@@ -27,13 +27,13 @@ def make_engine(settings: Settings) -> Engine:
     return PostgresEngine(config={"dsn": dsn}, log_queries=False)
 
 
-def bind_tables(engine: Engine) -> None:
+def bind_tables(engine: Engine[Any]) -> None:
     """Point every table at ``engine`` (Piccolo otherwise looks for a ``piccolo_conf`` module)."""
     for table in TABLES:
         table._meta.db = engine
 
 
-async def open_engine(settings: Settings) -> Engine:
+async def open_engine(settings: Settings) -> Engine[Any]:
     engine = make_engine(settings)
     bind_tables(engine)
     if isinstance(engine, PostgresEngine):
@@ -43,12 +43,12 @@ async def open_engine(settings: Settings) -> Engine:
     return engine
 
 
-async def close_engine(engine: Engine) -> None:
+async def close_engine(engine: Engine[Any]) -> None:
     if isinstance(engine, PostgresEngine):
         await engine.close_connection_pool()
 
 
-async def ping(engine: Engine) -> None:
+async def ping(engine: Engine[Any]) -> None:
     await engine.run_ddl("SELECT 1")
 
 

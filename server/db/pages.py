@@ -11,4 +11,4 @@ Q = TypeVar("Q", Select, Objects)  # type: ignore[type-arg]
 
 def page_of(query: Q, page: int, size: int) -> Q:
     """Limit ``query`` to one page (1-based)."""
-    return query.offset((page - 1) * size).limit(size)  # type: ignore[no-any-return]
+    return query.offset((page - 1) * size).limit(size)

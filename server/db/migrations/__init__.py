@@ -13,6 +13,7 @@ import logging
 import pkgutil
 from collections.abc import Awaitable, Callable
 from types import ModuleType
+from typing import Any
 
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
@@ -23,7 +24,7 @@ from server.db.tables import SchemaMigration
 log = logging.getLogger(__name__)
 _LOCK_ID = 0x57464D47  # "WFMG"
 
-Upgrade = Callable[[Engine], Awaitable[None]]
+Upgrade = Callable[[Engine[Any]], Awaitable[None]]
 
 
 def migration_modules() -> dict[str, ModuleType]:
@@ -31,7 +32,7 @@ def migration_modules() -> dict[str, ModuleType]:
     return {name: importlib.import_module(f"{__name__}.{name}") for name in names}
 
 
-async def migrate(engine: Engine) -> list[str]:
+async def migrate(engine: Engine[Any]) -> list[str]:
     """Apply every pending migration; returns the names applied (empty when up to date)."""
     await SchemaMigration.create_table(if_not_exists=True)
     if isinstance(engine, SQLiteEngine):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from piccolo.columns import (
     JSON,
     UUID,
@@ -27,7 +29,7 @@ INDEXES = (
 )
 
 
-async def upgrade(engine: Engine) -> None:
+async def upgrade(engine: Engine[Any]) -> None:
     class Organization(Table, tablename="organization", db=engine):
         id = UUID(primary_key=True)
         name = Varchar(length=100, unique=True)
