@@ -48,5 +48,10 @@ def test_every_route_is_public_or_guarded(tmp_path: Path) -> None:
     assert public == PUBLIC_ROUTES, "the set of public routes changed: review it, then update PUBLIC_ROUTES"
 
 
-def test_generated_routes_are_the_only_path_exclusion() -> None:
-    assert BearerAuthMiddleware.exclude_path_pattern == (f"^{GENERATED_PREFIX}",)
+def test_only_generated_routes_bypass_authentication() -> None:
+    bypass = BearerAuthMiddleware(Settings(env="development")).should_bypass_for_scope
+    assert bypass is not None
+    for path in ("/api/schema", "/api/schema/openapi.json", "/api/schema/swagger"):
+        assert bypass({"type": "http", "path": path}), path  # type: ignore[arg-type]
+    for path in ("/api/v1/users", "/api/schemas", "/api/v1/schema", "/metrics"):
+        assert not bypass({"type": "http", "path": path}), path  # type: ignore[arg-type]
