@@ -84,6 +84,8 @@ def _field_errors(exc: ValidationException) -> list[FieldError]:
         if not isinstance(item, dict):
             continue
         message = str(item.get("message", "invalid value"))
+        if message == "'data'":  # Litestar's KeyError text when there is no body at all
+            message = "a JSON body is required"
         source = str(getattr(item.get("source"), "value", item.get("source") or "body"))
         key = item.get("key")
         if key and not (source == "body" and key == "data"):

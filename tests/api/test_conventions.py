@@ -396,3 +396,9 @@ async def test_api_docs_serve_html(client: AsyncTestClient[Any]) -> None:
     followed = await client.get("/api/docs", follow_redirects=True)
     assert followed.status_code == 200
     assert followed.headers["content-type"].startswith("text/html")
+
+
+async def test_an_empty_body_is_named_as_such(admin_client: AsyncTestClient[Any]) -> None:
+    response = await admin_client.post("/api/v1/users", content=b"", headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["errors"] == [{"field": "body", "message": "a JSON body is required"}]
