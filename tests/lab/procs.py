@@ -7,6 +7,7 @@ Each daemon gets its own process group, so its children go with it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -89,18 +90,23 @@ class Daemon:
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
-def run(argv: Sequence[str], *, timeout: float = 600, env: Mapping[str, str] | None = None,
-        cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run(
+    argv: Sequence[str],
+    *,
+    timeout: float = 600,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
     """Run a command to completion (bounded), raising with its output when it fails."""
     result = subprocess.run(  # noqa: S603 - argv built by the lab
         list(argv), capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd, check=False
     )
     if check and result.returncode != 0:
-        raise LabError(f"{' '.join(argv)} failed ({result.returncode}):\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+        output = f"{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+        raise LabError(f"{' '.join(argv)} failed ({result.returncode}):\n{output}")
     return result
