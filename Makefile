@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST := $(BIN)/pytest
 
-.PHONY: install run test test-sqlite test-postgres lint format clean
+.PHONY: install run test test-sqlite test-postgres lint format clean lab-up lab-down lab-status
 
 install: $(STAMP)
 
@@ -39,6 +39,17 @@ lint: install
 format: install
 	$(BIN)/ruff format server tests
 	$(BIN)/ruff check --fix server tests
+
+# The target lab (Docker engine, SSH hosts, a VM, Kubernetes) for people and benchmarks;
+# `lab-up` writes an Ansible inventory of all four kinds to .lab/inventory.yml.
+lab-up: install
+	$(BIN)/python -m tests.lab up
+
+lab-down: install
+	$(BIN)/python -m tests.lab down
+
+lab-status: install
+	$(BIN)/python -m tests.lab status
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -19,7 +19,10 @@ PACKAGES = {
 
 def _installed(package: str) -> bool:
     result = subprocess.run(  # noqa: S603
-        ["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True, check=False  # noqa: S607
+        ["dpkg-query", "-W", "-f=${Status}", package],
+        capture_output=True,
+        text=True,
+        check=False,  # noqa: S607
     )
     return result.stdout.strip() == "install ok installed"
 
