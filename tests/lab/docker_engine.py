@@ -16,7 +16,6 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import docker
 
 from tests.lab.install import ensure_packages
+from tests.lab.mounts import mountpoints, unmount_under
 from tests.lab.paths import CACHE_DIR, LAB_DIR
 from tests.lab.procs import Daemon, LabError, run
 
@@ -247,27 +247,13 @@ class DockerEngine:
             os.kill(pid, signal.SIGKILL)
 
     def _mounts(self) -> list[str]:
-        return _mountpoints((self.exec_root, self.data_root))
+        return mountpoints(self.exec_root, self.data_root)
 
     def _clean_host(self) -> None:
         if Path(f"/sys/class/net/{BRIDGE}").exists():
             run(["ip", "link", "delete", BRIDGE], check=False)
-        for mountpoint in reversed(self._mounts()):
-            subprocess.run(["umount", "-l", mountpoint], check=False, capture_output=True)  # noqa: S603, S607
-        if leftovers := self._mounts():
+        if leftovers := unmount_under(self.exec_root, self.data_root):
             raise LabError(f"still mounted after dockerd stopped: {leftovers}")
         shutil.rmtree(self.exec_root, ignore_errors=True)  # nothing is mounted there any more
         self.socket.unlink(missing_ok=True)
         self.pidfile.unlink(missing_ok=True)
-
-
-def _mountpoints(under: tuple[Path, ...]) -> list[str]:
-    """Mount points at or below ``under``, in /proc/mounts order (octal escapes decoded)."""
-    roots = tuple(str(root) for root in under)
-    points = []
-    for line in Path("/proc/mounts").read_text().splitlines():
-        fields = line.split()
-        point = fields[1].encode().decode("unicode_escape") if len(fields) > 1 else ""
-        if point in roots or point.startswith(tuple(root + "/" for root in roots)):
-            points.append(point)
-    return points

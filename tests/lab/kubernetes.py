@@ -14,7 +14,6 @@ import secrets
 import shutil
 import socket
 import ssl
-import subprocess
 import sys
 import time
 import urllib.error
@@ -25,14 +24,14 @@ from typing import Any
 import yaml
 
 from tests.lab.k8s_build import PAUSE_IMAGE, build_binaries, import_pause_image
+from tests.lab.mounts import mountpoints, unmount_under
 from tests.lab.paths import LAB_DIR
-from tests.lab.procs import Daemon, LabError, run
+from tests.lab.pki import LOOPBACK, make_pki
+from tests.lab.procs import Daemon, LabError
 
 API_PORT = 16443
 SERVICE_RANGE = "10.214.0.0/24"
-SERVICE_IP = "10.214.0.1"
 NODE = "localhost"
-LOOPBACK = "127.0.0.1"
 CONTROL_PLANE_TIMEOUT = 90
 NODE_TIMEOUT = 120
 POD_LOG_DIRS = (Path("/var/log/pods"), Path("/var/log/containers"))  # fixed paths in kubelet 1.20
@@ -109,11 +108,11 @@ class KubernetesCluster:
             self._remove_pod_containers()
         except Exception as exc:  # noqa: BLE001 - the engine may be gone already; it removes them then
             errors.append(f"pod containers: {exc}")
-        _unmount_under(self.kubelet_root)
+        unmount_under(self.kubelet_root)
         self._remove_pod_logs()
         self.kubeconfig.unlink(missing_ok=True)  # its token dies with the cluster
         errors.extend(self._restore_tunables())
-        if leftovers := _mountpoints(self.kubelet_root):
+        if leftovers := mountpoints(self.kubelet_root):
             errors.append(f"still mounted: {leftovers}")
         if errors:
             raise LabError("kubernetes teardown incomplete: " + "; ".join(errors))
@@ -176,7 +175,7 @@ class KubernetesCluster:
     # -- state and credentials -------------------------------------------------------------------
 
     def _reset_state(self) -> None:
-        _unmount_under(self.kubelet_root)
+        unmount_under(self.kubelet_root)
         shutil.rmtree(self.dir, ignore_errors=True)
         for sub in ("pki", "etcd", "kubelet", "kubelet-certs", "dockershim", "volume-plugins", "run"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
@@ -189,7 +188,7 @@ class KubernetesCluster:
 
     def _write_credentials(self) -> dict[str, str]:
         """A CA, the serving and kubelet-client certs, the service-account keys, tokens, kubeconfigs."""
-        _make_pki(self.pki)
+        make_pki(self.pki)
         users = {
             "admin": ("admin", "system:masters"),
             "kubelet": (f"system:node:{NODE}", "system:nodes"),
@@ -403,44 +402,6 @@ class KubernetesCluster:
                 directory.rmdir()
 
 
-def _make_pki(pki: Path) -> None:
-    def openssl(*args: str) -> None:
-        run(["openssl", *args], cwd=pki, timeout=60)
-
-    openssl("req", "-x509", "-new", "-nodes", "-newkey", "rsa:2048", "-sha256", "-days", "30",
-            "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=windflow-lab-ca")  # fmt: skip
-    openssl("genrsa", "-out", "sa.key", "2048")
-    openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub")
-    names = (
-        f"IP:{LOOPBACK},DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,IP:{SERVICE_IP}"
-    )
-    leaves = {
-        "apiserver": ("/CN=kube-apiserver", f"subjectAltName={names}\nextendedKeyUsage=serverAuth\n"),
-        "kubelet-client": ("/O=system:masters/CN=kube-apiserver-kubelet-client", "extendedKeyUsage=clientAuth\n"),
-    }
-    for name, (subject, extensions) in leaves.items():
-        (pki / f"{name}.ext").write_text("keyUsage=critical,digitalSignature,keyEncipherment\n" + extensions)
-        openssl(
-            "req",
-            "-new",
-            "-nodes",
-            "-newkey",
-            "rsa:2048",
-            "-keyout",
-            f"{name}.key",
-            "-out",
-            f"{name}.csr",
-            "-subj",
-            subject,
-        )
-        openssl(
-            "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-            "-sha256", "-days", "30", "-extfile", f"{name}.ext", "-out", f"{name}.crt",
-        )  # fmt: skip
-    for key in pki.glob("*.key"):
-        key.chmod(0o600)
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind((LOOPBACK, 0))
@@ -459,29 +420,6 @@ def _http_ok(url: str) -> bool:
             return bool(response.status == 200)
     except (OSError, urllib.error.URLError):
         return False
-
-
-def _mountpoints(root: Path) -> list[str]:
-    """Mount points at or below ``root``, in /proc/mounts order (octal escapes decoded)."""
-    prefix = str(root)
-    points = []
-    for line in Path("/proc/mounts").read_text().splitlines():
-        fields = line.split()
-        point = fields[1].encode().decode("unicode_escape") if len(fields) > 1 else ""
-        if point == prefix or point.startswith(prefix + "/"):
-            points.append(point)
-    return points
-
-
-def _unmount_under(root: Path) -> None:
-    for _ in range(3):  # bounded: a mount can hide another at the same point
-        points = _mountpoints(root)
-        if not points:
-            return
-        for point in reversed(points):
-            subprocess.run(["umount", point], check=False, capture_output=True)  # noqa: S603, S607
-            if point in _mountpoints(root):
-                subprocess.run(["umount", "-l", point], check=False, capture_output=True)  # noqa: S603, S607
 
 
 def _pod_log_entries() -> set[Path]:

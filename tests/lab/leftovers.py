@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from tests.lab.mounts import mountpoints
 from tests.lab.paths import CACHE_DIR, LAB_DIR
 
 DAEMON_NAMES = ("dockerd", "containerd", "containerd-shim", "runc", "qemu-system", "etcd", "kube-", "kubelet", "pause")
@@ -33,9 +34,7 @@ def lab_processes() -> list[str]:
 
 
 def lab_mounts() -> list[str]:
-    roots = (str(LAB_DIR), str(CACHE_DIR), "/var/lib/kubelet", "/run/docker")
-    with open("/proc/mounts") as mounts:
-        return [line.split()[1] for line in mounts if line.split()[1].startswith(roots)]
+    return mountpoints(LAB_DIR, CACHE_DIR, "/var/lib/kubelet", "/run/docker")
 
 
 def lab_links() -> list[str]:
