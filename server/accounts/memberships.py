@@ -7,6 +7,7 @@ from typing import Any
 
 from server import audit
 from server.auth.principal import Principal, Role
+from server.db.engine import atomic
 from server.db.pages import page_of
 from server.db.tables import Membership, User
 from server.errors import Conflict, NotFound
@@ -30,14 +31,27 @@ async def list_members(organization_id: uuid.UUID, page: int, size: int) -> tupl
 
 
 async def get_member(organization_id: uuid.UUID, user_id: uuid.UUID) -> dict[str, Any]:
-    row = await (
-        Membership.select(*MEMBER_COLUMNS)
-        .where((Membership.organization == organization_id) & (Membership.user == user_id))
-        .first()
-    )
+    row = await Membership.select(*MEMBER_COLUMNS).where(_membership(organization_id, user_id)).first()
     if row is None:
         raise NotFound("member not found")
     return row
+
+
+def _membership(organization_id: uuid.UUID, user_id: uuid.UUID) -> Any:
+    return (Membership.organization == organization_id) & (Membership.user == user_id)
+
+
+async def _audit(
+    action: str, principal: Principal, organization_id: uuid.UUID, user_id: uuid.UUID, role: Role | None = None
+) -> None:
+    await audit.record(
+        action,
+        actor=principal,
+        organization_id=organization_id,
+        target_type="user",
+        target_id=user_id,
+        detail={"role": role.name} if role else None,
+    )
 
 
 async def _ensure_admin_remains(organization_id: uuid.UUID, user_id: uuid.UUID) -> None:
@@ -54,42 +68,27 @@ async def add_member(
 ) -> dict[str, Any]:
     if not await User.exists().where(User.id == user_id):
         raise NotFound("user not found")
-    if await Membership.exists().where((Membership.organization == organization_id) & (Membership.user == user_id)):
-        raise Conflict("the user is already a member of this organization")
-    await Membership.insert(Membership(user=user_id, organization=organization_id, role=role.name))
-    await audit.record(
-        "membership.create",
-        actor=principal,
-        organization_id=organization_id,
-        target_type="user",
-        target_id=user_id,
-        detail={"role": role.name},
-    )
+    async with atomic():
+        if await Membership.exists().where(_membership(organization_id, user_id)):
+            raise Conflict("the user is already a member of this organization")
+        await Membership.insert(Membership(user=user_id, organization=organization_id, role=role.name))
+        await _audit("membership.create", principal, organization_id, user_id, role)
     return await get_member(organization_id, user_id)
 
 
 async def set_role(principal: Principal, organization_id: uuid.UUID, user_id: uuid.UUID, role: Role) -> dict[str, Any]:
-    if role != Role.admin:
-        await _ensure_admin_remains(organization_id, user_id)
-    else:
-        await get_member(organization_id, user_id)
-    await Membership.update({Membership.role: role.name}).where(
-        (Membership.organization == organization_id) & (Membership.user == user_id)
-    )
-    await audit.record(
-        "membership.update",
-        actor=principal,
-        organization_id=organization_id,
-        target_type="user",
-        target_id=user_id,
-        detail={"role": role.name},
-    )
+    async with atomic():  # the last-admin check and the change land together
+        if role != Role.admin:
+            await _ensure_admin_remains(organization_id, user_id)
+        else:
+            await get_member(organization_id, user_id)
+        await Membership.update({Membership.role: role.name}).where(_membership(organization_id, user_id))
+        await _audit("membership.update", principal, organization_id, user_id, role)
     return await get_member(organization_id, user_id)
 
 
 async def remove_member(principal: Principal, organization_id: uuid.UUID, user_id: uuid.UUID) -> None:
-    await _ensure_admin_remains(organization_id, user_id)
-    await Membership.delete().where((Membership.organization == organization_id) & (Membership.user == user_id))
-    await audit.record(
-        "membership.delete", actor=principal, organization_id=organization_id, target_type="user", target_id=user_id
-    )
+    async with atomic():
+        await _ensure_admin_remains(organization_id, user_id)
+        await Membership.delete().where(_membership(organization_id, user_id))
+        await _audit("membership.delete", principal, organization_id, user_id)
