@@ -94,6 +94,48 @@ class IdempotencyRecord(Table, tablename="idempotency_record"):
     created_at = Timestamptz(default=TimestamptzNow())
 
 
+class Credential(Table, tablename="credential"):
+    """A secret for reaching targets; ``secret`` is AEAD ciphertext (see ``server/credentials/crypto.py``)."""
+
+    id = UUID(primary_key=True)
+    organization = ForeignKey(Organization, on_delete=OnDelete.cascade)
+    name = Varchar(length=100)
+    kind = Varchar(length=32)
+    description = Text(default="")
+    fields = JSON(default="{}")
+    secret = Text()
+    fingerprint = Varchar(length=100, default="")
+    created_by = UUID(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class Inventory(Table, tablename="inventory"):
+    """Hosts, groups and variables kept as one validated document (``server/inventories/spec.py``)."""
+
+    id = UUID(primary_key=True)
+    organization = ForeignKey(Organization, on_delete=OnDelete.cascade)
+    name = Varchar(length=100)
+    description = Text(default="")
+    document = JSON(default="{}")
+    host_count = Integer(default=0)
+    group_count = Integer(default=0)
+    source = JSON(null=True, default=None)
+    synced_at = Timestamptz(null=True, default=None)
+    sync_status = Varchar(length=20, default="")
+    sync_error = Text(default="")
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class InventoryCredential(Table, tablename="inventory_credential"):
+    """Which credentials an inventory uses, so a credential in use cannot be deleted."""
+
+    id = UUID(primary_key=True)
+    inventory = ForeignKey(Inventory, on_delete=OnDelete.cascade)
+    credential = ForeignKey(Credential, on_delete=OnDelete.restrict)
+
+
 class SchemaMigration(Table, tablename="windflow_migration"):
     name = Varchar(length=100, primary_key=True)
     applied_at = Timestamptz(default=TimestamptzNow())
@@ -107,5 +149,8 @@ TABLES: tuple[type[Table], ...] = (
     RefreshToken,
     AuditLog,
     IdempotencyRecord,
+    Credential,
+    Inventory,
+    InventoryCredential,
     SchemaMigration,
 )
