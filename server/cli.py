@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from server.settings import Settings, SettingsError
 
@@ -35,6 +37,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="role in the organization when not --admin (default: viewer)",
     )
     create.add_argument("--organization", default="Default", help="organization name (created when missing)")
+
+    secrets = verbs.add_parser("secrets", help="the encryption of stored credentials").add_subparsers(
+        dest="secrets_verb", required=True, metavar="ACTION"
+    )
+    rotate = secrets.add_parser("rotate", help="re-encrypt every credential under WINDFLOW_SECRET_KEY")
+    rotate.add_argument(
+        "--old-key-file", type=Path, help="file holding the previous secret key (default: $WINDFLOW_OLD_SECRET_KEY)"
+    )
+    secrets.add_parser("status", help="count the credentials under the current key and under others")
     return parser
 
 
@@ -46,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(settings, args.host, args.port)
         if args.verb == "migrate":
             return asyncio.run(_migrate(settings))
+        if args.verb == "secrets":
+            return asyncio.run(_secrets(settings, args))
         return asyncio.run(_create_user(settings, args))
     except SettingsError as exc:
         print(f"windflow: configuration error: {exc}", file=sys.stderr)
@@ -107,4 +120,42 @@ async def _create_user(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         await close_engine(engine)
     print(f"created user {args.email.strip().lower()} ({user_id}) as {role.name} of {args.organization}")
+    return 0
+
+
+def _old_key(args: argparse.Namespace) -> str:
+    old_key = os.environ.get("WINDFLOW_OLD_SECRET_KEY", "")
+    if args.old_key_file is not None:
+        try:
+            old_key = str(args.old_key_file.read_text()).strip()
+        except OSError as exc:
+            raise SettingsError(f"cannot read --old-key-file: {exc.strerror}") from None
+    if not old_key:
+        raise SettingsError("give the previous key with --old-key-file PATH or WINDFLOW_OLD_SECRET_KEY")
+    return old_key
+
+
+async def _secrets(settings: Settings, args: argparse.Namespace) -> int:
+    from server.app import check_secret_key
+    from server.credentials import crypto, rotation
+    from server.db.engine import close_engine, open_engine
+
+    new_key = check_secret_key(settings).secret_key
+    old_key = _old_key(args) if args.secrets_verb == "rotate" else ""
+    engine = await open_engine(settings)
+    try:
+        if args.secrets_verb == "status":
+            counts = await rotation.key_status()
+            current = crypto.key_id(new_key)
+            others = sum(n for kid, n in counts.items() if kid != current)
+            print(f"{counts[current]} credentials under the current key ({current}); {others} under other keys")
+            return 0
+        result = await rotation.rotate(new_key, old_key)
+    finally:
+        await close_engine(engine)
+    if result.unreadable:
+        ids = ", ".join(str(i) for i in result.unreadable)
+        print(f"windflow: nothing changed; neither key decrypts credentials {ids}", file=sys.stderr)
+        return 1
+    print(f"rotated {result.rotated} credentials; {result.current} already under the current key")
     return 0

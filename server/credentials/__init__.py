@@ -1,0 +1,1 @@
+"""Credentials: secrets for reaching targets, encrypted at rest and never shown again."""
