@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import re
 from typing import Any, cast
 
@@ -17,6 +18,7 @@ from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 from server.auth.principal import Principal
 from server.auth.service import utcnow
+from server.credentials.crypto import derive_key
 from server.db.tables import IdempotencyRecord
 from server.errors import Conflict, ValidationFailed
 from server.settings import Settings
@@ -25,8 +27,9 @@ HEADER = b"idempotency-key"
 _VALID_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
-def _sha256(*parts: bytes) -> str:
-    h = hashlib.sha256()
+def _digest(key: bytes, *parts: bytes) -> str:
+    """A keyed hash: a stored request hash must not let anyone guess a password sent in the body."""
+    h = hmac.new(key, digestmod=hashlib.sha256)
     for part in parts:
         h.update(len(part).to_bytes(8, "big"))
         h.update(part)
@@ -40,6 +43,7 @@ class IdempotencyMiddleware(ASGIMiddleware):
     def __init__(self, settings: Settings) -> None:
         self.ttl = dt.timedelta(seconds=settings.idempotency_ttl)
         self.max_body = settings.max_body_size
+        self.key = derive_key(settings.secret_key, b"windflow idempotency v1")
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         key = next((v for k, v in scope.get("headers", []) if k == HEADER), None)
@@ -52,8 +56,8 @@ class IdempotencyMiddleware(ASGIMiddleware):
         if not _VALID_KEY.match(key_text):
             raise ValidationFailed.for_field("header.Idempotency-Key", "must be 1-255 printable ASCII characters")
         body, more = await _read_body(receive, self.max_body)
-        key_hash = _sha256(str(principal.user_id).encode(), method.encode(), scope["path"].encode(), key)
-        request_hash = _sha256(scope.get("query_string", b""), body)
+        key_hash = _digest(self.key, str(principal.user_id).encode(), method.encode(), scope["path"].encode(), key)
+        request_hash = _digest(self.key, scope.get("query_string", b""), body)
 
         if not await self._claim(key_hash, request_hash):
             await self._replay(key_hash, request_hash, send)
