@@ -1,0 +1,1 @@
+"""Running Ansible: the runner seam (``executor``); the run engine grows here."""
