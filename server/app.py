@@ -27,8 +27,10 @@ from server.accounts.bootstrap import ensure_first_admin
 from server.api.audit import AuditController
 from server.api.auth import AuthController
 from server.api.conventions import provide_paging
+from server.api.credentials import CredentialController
 from server.api.health import HealthController, api_docs, metrics
 from server.api.idempotency import IdempotencyMiddleware
+from server.api.inventories import InventoryController
 from server.api.organizations import MemberController, OrganizationController
 from server.api.problems import EXCEPTION_HANDLERS
 from server.api.request_context import RequestContextMiddleware
@@ -111,7 +113,9 @@ def create_app(settings: Settings) -> Litestar:
             TokenController,
             OrganizationController,
             MemberController,
+            CredentialController,
             AuditController,
+            InventoryController,
             HealthController,
         ],
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 from typing import Any
 
 from litestar.testing import AsyncTestClient
@@ -36,3 +37,8 @@ async def make_organization(admin: AsyncTestClient[Any], **overrides: Any) -> di
 
 async def headers_for(client: AsyncTestClient[Any], user: dict[str, Any]) -> dict[str, str]:
     return await login(client, user["email"], user.get("password", PASSWORD))
+
+
+def files_containing(directory: Path, needle: str) -> list[Path]:
+    """Files under ``directory`` whose bytes hold ``needle`` (to prove a secret left no trace)."""
+    return [p for p in directory.rglob("*") if p.is_file() and needle.encode() in p.read_bytes()]

@@ -90,6 +90,8 @@ def _field_errors(exc: ValidationException) -> list[FieldError]:
         key = item.get("key")
         if key and not (source == "body" and key == "data"):
             key = re.sub(r"\[(\d+)\]", r".\1", str(key))
+            if named := _NAMED_FIELD.search(message):
+                key = f"{key}.{named.group(1)}"
             errors.append(FieldError(f"{source}.{key}", message))
             continue
         match = _JSON_PATH.search(message)

@@ -7,6 +7,7 @@ the outsider must get 404 (never 403: existence is not revealed) wherever the ro
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,11 +38,27 @@ class World:
     headers: dict[str, dict[str, str]]
     member: dict[str, Any]
     superadmin_headers: dict[str, str] = field(default_factory=dict)
+    inventory: str = ""
+    credential: str = ""
 
     async def disposable_user(self, organization: str) -> str:
         """A fresh viewer, for calls that delete, demote or add their target."""
         headers = {**self.superadmin_headers, "X-Organization-ID": organization}
         return str((await make_user(self.client, "viewer", headers=headers))["id"])
+
+    async def disposable(self, what: str) -> str:
+        """A fresh user, inventory or credential of A, for calls that delete their target."""
+        if what == "user":
+            return await self.disposable_user(self.org_a)
+        headers = {**self.superadmin_headers, "X-Organization-ID": self.org_a}
+        serial = uuid.uuid4().hex[:8]
+        body = {"name": f"{what} {serial}"}
+        if what == "credential":
+            body |= {"kind": "password", "inputs": {"username": "deploy", "password": "matrix-secret"}}
+        collection = {"inventory": "inventories", "credential": "credentials"}[what]
+        response = await self.client.post(f"/api/v1/{collection}", json=body, headers=headers)
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
 
 
 @dataclass(frozen=True)
@@ -50,20 +67,22 @@ class Case:
     path: str
     outcomes: dict[str, int]
     body: dict[str, Any] | None = None
-    disposable: bool = False  # path takes {target}: a fresh user of A per call
+    disposable: str = ""  # path takes {target}: a fresh user, inventory or credential of A per call
     adds_outsider: bool = False  # body names a fresh user of B, to be added to A
 
     async def url(self, world: World) -> str:
-        target = await world.disposable_user(world.org_a) if self.disposable else ""
-        return self.path.format(a=world.org_a, member=world.member["id"], target=target)
+        target = await world.disposable(self.disposable) if self.disposable else ""
+        return self.path.format(
+            a=world.org_a, member=world.member["id"], target=target, inv=world.inventory, cred=world.credential
+        )
 
     async def payload(self, world: World, counter: list[int]) -> dict[str, Any] | None:
         if self.adds_outsider:
             return {"user_id": await world.disposable_user(world.org_b), "role": "viewer"}
         if self.method == "POST" and self.path.endswith("/users"):
             return {**(self.body or {}), "email": new_email(counter)}
-        if self.method == "POST" and self.path.endswith("/organizations"):
-            return {"name": new_email(counter)}
+        if self.method == "POST" and self.path.endswith(("/organizations", "/inventories", "/import", "/credentials")):
+            return {**(self.body or {}), "name": new_email(counter)}
         return self.body
 
 
@@ -79,7 +98,7 @@ CASES = [
     Case("POST", "/api/v1/users", expect(201, 403, 403, 201), body={"role": "viewer", "password": "password-123"}),
     Case("GET", "/api/v1/users/{member}", expect(200, 200, 200, 404)),
     Case("PATCH", "/api/v1/users/{member}", expect(200, 403, 403, 404), body={"full_name": "Renamed"}),
-    Case("DELETE", "/api/v1/users/{target}", expect(204, 403, 403, 404), disposable=True),
+    Case("DELETE", "/api/v1/users/{target}", expect(204, 403, 403, 404), disposable="user"),
     Case("GET", "/api/v1/organizations", ALL_USERS),
     Case("POST", "/api/v1/organizations", expect(403, 403, 403, 403, superadmin=201), body={}),
     Case("GET", "/api/v1/organizations/{a}", expect(200, 200, 200, 404)),
@@ -92,12 +111,33 @@ CASES = [
         "/api/v1/organizations/{a}/members/{target}",
         expect(200, 403, 403, 404),
         body={"role": "operator"},
-        disposable=True,
+        disposable="user",
     ),
-    Case("DELETE", "/api/v1/organizations/{a}/members/{target}", expect(204, 403, 403, 404), disposable=True),
+    Case("DELETE", "/api/v1/organizations/{a}/members/{target}", expect(204, 403, 403, 404), disposable="user"),
     Case("GET", "/api/v1/audit-log", expect(200, 403, 403, 200)),  # outsider reads B's log
     Case("GET", "/api/v1/tokens", ALL_USERS),
     Case("POST", "/api/v1/tokens", {**ALL_USERS, **{r: 201 for r in ROLES if r != "anonymous"}}, body={"name": "ci"}),
+    # Viewers read inventories; operators edit and use them; another organization's answer 404.
+    Case("GET", "/api/v1/inventories", expect(200, 200, 200, 200)),
+    Case("POST", "/api/v1/inventories", expect(201, 201, 403, 201), body={"hosts": [{"name": "h1"}]}),
+    Case("POST", "/api/v1/inventories/import", expect(201, 201, 403, 201), body={"format": "ini", "content": "h1\n"}),
+    Case("GET", "/api/v1/inventories/{inv}", expect(200, 200, 200, 404)),
+    Case("PATCH", "/api/v1/inventories/{inv}", expect(200, 200, 403, 404), body={"description": "changed"}),
+    Case("DELETE", "/api/v1/inventories/{target}", expect(204, 204, 403, 404), disposable="inventory"),
+    Case("GET", "/api/v1/inventories/{inv}/export", expect(200, 200, 200, 404)),
+    Case("POST", "/api/v1/inventories/{inv}/check", expect(200, 200, 403, 404)),
+    Case("POST", "/api/v1/inventories/{inv}/sync", expect(409, 409, 403, 404)),  # 409: it has no source
+    # Operators use credentials (see their metadata); only admins manage them.
+    Case("GET", "/api/v1/credentials", expect(200, 200, 403, 200)),
+    Case(
+        "POST",
+        "/api/v1/credentials",
+        expect(201, 403, 403, 201),
+        body={"kind": "password", "inputs": {"username": "u", "password": "matrix-secret"}},
+    ),
+    Case("GET", "/api/v1/credentials/{cred}", expect(200, 200, 403, 404)),
+    Case("PATCH", "/api/v1/credentials/{cred}", expect(200, 403, 403, 404), body={"description": "changed"}),
+    Case("DELETE", "/api/v1/credentials/{target}", expect(204, 403, 403, 404), disposable="credential"),
 ]
 
 
@@ -113,7 +153,10 @@ async def build_world(client: AsyncTestClient[Any]) -> World:
     headers["outsider"] = await headers_for(client, outsider)
     headers["superadmin"] = superadmin_headers
     client.headers.pop("Authorization")
-    return World(client, org_a, org_b, headers, member, superadmin_headers)
+    world = World(client, org_a, org_b, headers, member, superadmin_headers)
+    world.inventory = await world.disposable("inventory")
+    world.credential = await world.disposable("credential")
+    return world
 
 
 async def call(world: World, case: Case, role: str, counter: list[int]) -> int:
@@ -144,14 +187,16 @@ async def test_matrix_covers_every_guarded_route(admin_client: AsyncTestClient[A
         for method in handler.http_methods
         if method != "OPTIONS" and handler.resolve_guards()
     }
-    placeholders = {"{member}": "{user_id}", "{target}": "{user_id}", "{a}": "{org_id}"}
+    placeholders = {"{member}": "{user_id}", "{a}": "{org_id}", "{inv}": "{inventory_id}", "{cred}": "{credential_id}"}
+    targets = {"user": "{user_id}", "inventory": "{inventory_id}", "credential": "{credential_id}"}
 
-    def template(path: str) -> str:
+    def template(path: str, disposable: str = "") -> str:
+        path = path.replace("{target}", targets.get(disposable, "{target}"))
         for short, name in placeholders.items():
             path = path.replace(short, name)
         return path
 
-    covered = {(case.method, template(case.path)) for case in CASES}
+    covered = {(case.method, template(case.path, case.disposable)) for case in CASES}
     covered.add(("DELETE", "/api/v1/tokens/{token_id}"))  # owner-scoped: tests/api/test_auth.py
     covered.add(("DELETE", "/api/v1/organizations/{org_id}"))  # see test_only_superadmin_deletes_organizations
     assert guarded - covered == set()
