@@ -22,6 +22,8 @@ from server.db.tables import TABLES, SchemaMigration
 from server.settings import Settings
 from tests import services
 
+pytest_plugins = ["tests.lab.fixtures"]
+
 SECRET_KEY = "test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 ADMIN_EMAIL = "admin@windflow.test"
 ADMIN_PASSWORD = "admin-password-1"

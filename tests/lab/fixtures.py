@@ -1,4 +1,7 @@
-"""Session-scoped lab targets: each starts once per test session, and only when a test asks."""
+"""Session-scoped lab targets for any test: each starts once per session, and only when a test asks.
+
+Registered for the whole suite by ``pytest_plugins`` in ``tests/conftest.py``, so one lab serves
+every directory (a second definition would start a second, clashing lab)."""
 
 from __future__ import annotations
 
