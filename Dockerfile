@@ -26,6 +26,11 @@ ENV PATH=/opt/venv/bin:$PATH \
     WINDFLOW_HOST=0.0.0.0 \
     WINDFLOW_DATA_DIR=/var/lib/windflow
 
+# Ansible reaches VM and bare-metal targets over SSH.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends openssh-client \
+ && rm -rf /var/lib/apt/lists/*
+
 RUN groupadd --system --gid 10001 windflow \
  && useradd --system --uid 10001 --gid windflow --no-create-home \
         --home-dir /var/lib/windflow --shell /usr/sbin/nologin windflow \
