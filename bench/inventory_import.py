@@ -6,21 +6,25 @@ few runs (Ansible's: one run each). To add a figure, add a ``Figure`` to the lis
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from server.inventories import ansible_text, spec  # noqa: E402
+from server.inventories.render import render_inventory  # noqa: E402
 
 HOSTS = 10_000
 REGIONS = 10  # each with 4 child groups: 50 groups, two levels
@@ -81,6 +85,64 @@ def ansible_inventory(path: Path, home: Path) -> float:
     return time.perf_counter() - began
 
 
+@dataclass(frozen=True)
+class BenchSecret:
+    id: uuid.UUID
+    kind: str
+    fields: dict[str, Any]
+    secret: dict[str, str]
+
+
+def render_seconds(document: spec.Document, directory: Path) -> float:
+    """Rendering for the runner, with an SSH key credential on the inventory and a become one per group."""
+    argv = ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(directory / "key")]
+    subprocess.run(argv, check=True)  # noqa: S603 - our own argv
+    ssh = BenchSecret(uuid.uuid4(), "ssh_key", {"username": "deploy"}, {"private_key": (directory / "key").read_text()})
+    become = BenchSecret(uuid.uuid4(), "become", {"method": "sudo"}, {"password": "bench-secret"})
+    groups = [msgspec.structs.replace(g, become_credential=become.id) for g in document.groups]
+    with_credentials = msgspec.structs.replace(document, credential=ssh.id, groups=groups)
+    secrets = {ssh.id: ssh, become.id: become}
+    runs = iter(range(REPEAT))
+    return best(lambda: render_inventory(with_credentials, secrets, directory / f"run{next(runs)}"))
+
+
+def api_import_seconds(text: str, fmt: str, directory: Path) -> float:
+    """``POST /api/v1/inventories/import`` through the whole app (SQLite, a fresh name each time)."""
+    from litestar.testing import AsyncTestClient
+
+    from server.app import create_app
+    from server.settings import Settings
+
+    settings = Settings(
+        env="production",
+        secret_key="bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",  # noqa: S106 - a throwaway database
+        data_dir=directory / "data",
+        database_url=f"sqlite:///{directory / 'bench.db'}",
+        admin_email="bench@windflow.test",
+        admin_password="bench-password-1",  # noqa: S106 - a throwaway database
+        rate_limit=0,
+        max_body_size=256 * 1024 * 1024,
+    )
+
+    async def run() -> float:
+        async with AsyncTestClient(create_app(settings), timeout=120) as client:
+            login = await client.post(
+                "/api/v1/auth/login", json={"email": settings.admin_email, "password": settings.admin_password}
+            )
+            client.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
+            times = []
+            for attempt in range(REPEAT):
+                body = {"name": f"{fmt}-{attempt}", "format": fmt, "content": text}
+                began = time.perf_counter()
+                response = await client.post("/api/v1/inventories/import", json=body)
+                times.append(time.perf_counter() - began)
+                if response.status_code != 201:
+                    raise RuntimeError(f"import failed: {response.text[:500]}")
+            return min(times)
+
+    return asyncio.run(run())
+
+
 def figures(directory: Path) -> list[Figure]:
     yaml_path, ini_path = directory / "inventory.yml", directory / "inventory.ini"
     yaml_path.write_text(yaml.dump(inventory(), Dumper=yaml.CSafeDumper, sort_keys=False))
@@ -93,6 +155,9 @@ def figures(directory: Path) -> list[Figure]:
         Figure("validate", best(lambda: spec.validate(document))),
         Figure("dump (yaml)", best(lambda: ansible_text.dump(document, "yaml"))),
         Figure("dump (ini)", best(lambda: ansible_text.dump(document, "ini"))),
+        Figure("API import, HTTP to stored (yaml)", api_import_seconds(yaml_text, "yaml", directory / "api-yaml")),
+        Figure("API import, HTTP to stored (ini)", api_import_seconds(ini_text, "ini", directory / "api-ini")),
+        Figure("render for ansible-runner", render_seconds(document, directory)),
         Figure("ansible-inventory --list (yaml)", ansible_inventory(yaml_path, directory), "parse + validate (yaml)"),
         Figure("ansible-inventory --list (ini)", ansible_inventory(ini_path, directory), "parse + validate (ini)"),
     ]
