@@ -66,19 +66,21 @@ class InventorySummary(msgspec.Struct):
     updated_at: dt.datetime
 
 
-class InventoryRead(spec.Document, kw_only=True, omit_defaults=False):
-    id: uuid.UUID
-    organization_id: uuid.UUID
-    name: str
-    description: str
-    host_count: int
-    group_count: int
-    source: Source | None
-    synced_at: dt.datetime | None
-    sync_status: str
-    sync_error: str
-    created_at: dt.datetime
-    updated_at: dt.datetime
+if TYPE_CHECKING:
+
+    class InventoryRead(spec.Document):
+        """Built below: the document's fields and the summary's."""
+
+else:
+    # The whole inventory: its document (as sent to create it) and the summary's fields.
+    InventoryRead = msgspec.defstruct(
+        "InventoryRead",
+        [(f.name, f.type, f.default) for f in msgspec.structs.fields(InventorySummary)],
+        bases=(spec.Document,),
+        kw_only=True,
+        omit_defaults=False,
+        module=__name__,
+    )
 
 
 class InventoryImport(Body):

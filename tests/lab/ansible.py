@@ -9,26 +9,9 @@ from typing import Any
 import ansible_runner
 import yaml
 
+from server.runs.executor import clean_env
+
 VENV_BIN = Path(sys.executable).parent
-
-
-def clean_env(private_data_dir: Path, **extra: str) -> dict[str, str]:
-    """An explicit environment: nothing of the caller's (no secrets) reaches Ansible."""
-    control = private_data_dir / "cp"
-    control.mkdir(parents=True, exist_ok=True)
-    return {
-        "PATH": f"{VENV_BIN}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        "HOME": str(private_data_dir),
-        "LANG": "C.UTF-8",
-        "ANSIBLE_LOCAL_TEMP": str(private_data_dir / "tmp"),
-        "ANSIBLE_HOST_KEY_CHECKING": "False",
-        "ANSIBLE_RETRY_FILES_ENABLED": "False",
-        "ANSIBLE_NOCOLOR": "1",
-        # Short-lived SSH multiplexing in the run's own directory: no mux process outlives the run.
-        "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=2s -o UserKnownHostsFile=/dev/null",
-        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control),
-        **extra,
-    }
 
 
 def run_playbook(
