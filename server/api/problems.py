@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
@@ -148,12 +150,22 @@ def handle_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Re
     return problem_response(request, status, detail, headers=headers or None)
 
 
+def handle_integrity_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    """A unique or foreign-key constraint caught a race the service's own checks could not see."""
+    log.info("constraint violation answered 409", extra={"error": type(exc).__name__})
+    return problem_response(
+        request, 409, "this conflicts with a change made at the same moment (a duplicate name?); retry", code="CONFLICT"
+    )
+
+
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     log.error("unhandled exception", exc_info=exc)
     return problem_response(request, 500, "an unexpected error occurred; quote the request id when reporting it")
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {
+    sqlite3.IntegrityError: handle_integrity_error,
+    asyncpg.exceptions.IntegrityConstraintViolationError: handle_integrity_error,
     ValidationException: handle_validation,
     WindFlowError: handle_domain_error,
     HTTPException: handle_http_error,

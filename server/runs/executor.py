@@ -45,7 +45,9 @@ def clean_env(private_data_dir: Path, **extra: str) -> dict[str, str]:
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_DEPRECATION_WARNINGS": "False",
         # Short-lived SSH multiplexing inside the run's directory: no mux process outlives it.
-        "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=2s -o UserKnownHostsFile=/dev/null",
+        "ANSIBLE_SSH_ARGS": (
+            "-o ControlMaster=auto -o ControlPersist=2s -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
+        ),
         "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control),
         **extra,
     }

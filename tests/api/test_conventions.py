@@ -3,12 +3,17 @@ request ids, security headers, CORS, Idempotency-Key, rate limiting and the Open
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from typing import Any
 
+import asyncpg
 import httpx
-from litestar.testing import AsyncTestClient
+import pytest
+from litestar import get
+from litestar.testing import AsyncTestClient, create_test_client
 
+from server.api.problems import EXCEPTION_HANDLERS
 from server.app import create_app
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.factories import PASSWORD, headers_for, login, make_user
@@ -402,3 +407,24 @@ async def test_an_empty_body_is_named_as_such(admin_client: AsyncTestClient[Any]
     response = await admin_client.post("/api/v1/users", content=b"", headers={"content-type": "application/json"})
     assert response.status_code == 422
     assert response.json()["errors"] == [{"field": "body", "message": "a JSON body is required"}]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        sqlite3.IntegrityError("UNIQUE constraint failed: inventory.organization, inventory.name"),
+        asyncpg.exceptions.UniqueViolationError("duplicate key value violates unique constraint"),
+        asyncpg.exceptions.ForeignKeyViolationError("violates foreign key constraint"),
+    ],
+)
+def test_a_constraint_that_catches_a_race_answers_409(error: Exception) -> None:
+    """Two requests can both pass a service's "name free?" check; the index then decides, with a 409."""
+
+    @get("/race", opt={"public": True}, sync_to_thread=False)
+    def race() -> None:
+        raise error
+
+    with create_test_client([race], exception_handlers=EXCEPTION_HANDLERS) as client:
+        response = client.get("/race")
+    assert response.status_code == 409
+    assert response.json()["code"] == "CONFLICT" and "constraint" not in response.text
