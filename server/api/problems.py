@@ -13,7 +13,7 @@ import sqlite3
 from http import HTTPStatus
 from typing import Any
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
