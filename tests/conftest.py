@@ -51,7 +51,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         (keep if wanted else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
-        items[:] = keep
+    # `make lab-up`/`lab-down` need the machine's one lab to themselves: run them before any test
+    # starts the session's lab fixtures.
+    items[:] = sorted(keep, key=lambda item: item.path.name != "test_cli_lab.py")
 
 
 @pytest.fixture(scope="session")

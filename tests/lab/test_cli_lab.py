@@ -1,7 +1,7 @@
 """``make lab-up`` gives an inventory of all four kinds; ``make lab-down`` leaves nothing behind.
 
-This module runs before the other lab tests (alphabetical order), while no lab fixture of this
-session has started anything, because it starts the whole lab itself through the Makefile.
+This module runs first in the session (``tests/conftest.py`` puts it there), while no lab fixture
+has started anything, because it starts the whole lab itself through the Makefile.
 """
 
 from __future__ import annotations
