@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +59,10 @@ def atomic() -> Any:
     if isinstance(engine, SQLiteEngine):
         return engine.transaction(transaction_type=TransactionType.immediate)
     return engine.transaction()
+
+
+async def lock_organization(organization_id: Any) -> None:
+    """Inside :func:`atomic`: serialise writers of one organization (SQLite's transaction already does)."""
+    engine = TABLES[0]._meta.db
+    if isinstance(engine, PostgresEngine):
+        await engine.run_ddl(f"SELECT pg_advisory_xact_lock(hashtext('{uuid.UUID(str(organization_id))}'))")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from piccolo.columns import (
     JSON,
     UUID,
+    BigSerial,
     Boolean,
     ForeignKey,
     Integer,
@@ -136,6 +137,77 @@ class InventoryCredential(Table, tablename="inventory_credential"):
     credential = ForeignKey(Credential, on_delete=OnDelete.restrict)
 
 
+class Playbook(Table, tablename="playbook"):
+    """A named playbook; its content lives in versions (every save is a new one)."""
+
+    id = UUID(primary_key=True)
+    organization = ForeignKey(Organization, on_delete=OnDelete.cascade)
+    name = Varchar(length=100)
+    description = Text(default="")
+    source = Varchar(length=20, default="manual")
+    latest_version = Integer(default=0)
+    created_by = UUID(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class PlaybookVersion(Table, tablename="playbook_version"):
+    id = UUID(primary_key=True)
+    playbook = ForeignKey(Playbook, on_delete=OnDelete.cascade)
+    version = Integer()
+    content = Text()
+    checksum = Varchar(length=64)
+    created_by = UUID(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class Run(Table, tablename="run"):
+    """One execution of a playbook version against an inventory; written before it is queued."""
+
+    id = UUID(primary_key=True)
+    organization = ForeignKey(Organization, on_delete=OnDelete.cascade)
+    playbook = ForeignKey(Playbook, null=True, on_delete=OnDelete.set_null)
+    playbook_version = ForeignKey(PlaybookVersion, null=True, on_delete=OnDelete.set_null)
+    inventory = ForeignKey(Inventory, null=True, on_delete=OnDelete.set_null)
+    options = JSON(default="{}")
+    targets = JSON(default="[]")
+    status = Varchar(length=20, default="pending")
+    reason = Text(default="")
+    attempts = Integer(default=0)
+    next_attempt_at = Timestamptz(null=True, default=None)
+    cancel_requested = Boolean(default=False)
+    worker = Varchar(length=200, default="")
+    heartbeat_at = Timestamptz(null=True, default=None)
+    started_at = Timestamptz(null=True, default=None)
+    finished_at = Timestamptz(null=True, default=None)
+    host_stats = JSON(default="{}")
+    event_count = Integer(default=0)
+    relaunch_of = UUID(null=True, default=None)
+    created_by = UUID(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class RunEvent(Table, tablename="run_event"):
+    """One Ansible event of a run, in runner's counter order (unique per run)."""
+
+    id = BigSerial(primary_key=True)
+    run = ForeignKey(Run, on_delete=OnDelete.cascade)
+    counter = Integer()
+    uuid = Varchar(length=36, default="")
+    event = Varchar(length=64)
+    host = Varchar(length=255, default="")
+    play = Text(default="")
+    task = Text(default="")
+    role = Text(default="")
+    changed = Boolean(default=False)
+    failed = Boolean(default=False)
+    stdout = Text(default="")
+    start_line = Integer(default=0)
+    end_line = Integer(default=0)
+    created = Timestamptz(null=True, default=None)
+    data = JSON(default="{}")
+
+
 class SchemaMigration(Table, tablename="windflow_migration"):
     name = Varchar(length=100, primary_key=True)
     applied_at = Timestamptz(default=TimestamptzNow())
@@ -152,5 +224,9 @@ TABLES: tuple[type[Table], ...] = (
     Credential,
     Inventory,
     InventoryCredential,
+    Playbook,
+    PlaybookVersion,
+    Run,
+    RunEvent,
     SchemaMigration,
 )
