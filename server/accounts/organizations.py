@@ -12,6 +12,7 @@ from server.db.engine import atomic
 from server.db.pages import page_of
 from server.db.tables import Membership, Organization
 from server.errors import Conflict, NotFound
+from server.playbooks.library import sync_bundled
 
 COLUMNS = (
     Organization.id,
@@ -67,6 +68,7 @@ async def create_organization(principal: Principal, name: str, description: str)
             target_id=org.id,
             detail={"name": name},
         )
+    await sync_bundled(org.id)
     return {**await get_organization(principal, org.id), "role": Role.admin.name}
 
 

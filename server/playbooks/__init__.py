@@ -1,0 +1,1 @@
+"""Playbooks: stored with every version, checked by Ansible itself, and a built-in library."""
