@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (default: WINDFLOW_PORT)")
 
     verbs.add_parser("migrate", help="apply pending database migrations and exit")
+    verbs.add_parser("worker", help="run a worker that executes queued runs (needs WINDFLOW_REDIS_URL)")
 
     users = verbs.add_parser("users", help="manage user accounts").add_subparsers(
         dest="users_verb", required=True, metavar="ACTION"
@@ -55,6 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env()
         if args.verb == "serve":
             return _serve(settings, args.host, args.port)
+        if args.verb == "worker":
+            return _worker(settings)
         if args.verb == "migrate":
             return asyncio.run(_migrate(settings))
         if args.verb == "secrets":
@@ -63,6 +66,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"windflow: configuration error: {exc}", file=sys.stderr)
         return 2
+
+
+def _worker(settings: Settings) -> int:
+    from server.observability import configure_logging
+    from server.worker import build_worker
+
+    configure_logging(settings.log_level)
+    build_worker(settings).run()
+    return 0
 
 
 def _serve(settings: Settings, host: str | None, port: int | None) -> int:

@@ -55,6 +55,17 @@ class Settings:
     login_lockout_seconds: int = _env_field(900, "length of a login lockout window, seconds")
     cors_origins: tuple[str, ...] = _env_field((), "comma-separated origins allowed by CORS; empty = CORS off")
     idempotency_ttl: int = _env_field(86_400, "how long an `Idempotency-Key` replays its first response, seconds")
+    worker_concurrency: int = _env_field(4, "runs one worker (or the embedded one) executes at the same time")
+    run_one_per_host: bool = _env_field(
+        False, "when true, a run waits while another run of its organization is using one of its hosts"
+    )
+    run_heartbeat_interval: int = _env_field(5, "how often a worker marks its running runs alive, seconds")
+    run_heartbeat_timeout: int = _env_field(
+        30, "a running run whose worker is silent this long fails with the reason 'worker lost', seconds"
+    )
+    run_pending_timeout: int = _env_field(3600, "a run still pending after this long fails, seconds")
+    run_recovery_interval: int = _env_field(60, "how often recovery re-queues and fails stuck runs, seconds")
+    run_retention_days: int = _env_field(30, "days a finished run's artifacts (runner files) are kept")
     llm_model: str = _env_field("", "model name for the assistant (litellm syntax)")
     llm_api_base: str = _env_field("", "base URL of an OpenAI-compatible LLM server")
     llm_api_key: str = _env_field("", "API key of the LLM provider (never logged or returned)")
@@ -141,11 +152,24 @@ def _parse(name: str, annotation: Any, raw: str) -> Any:
             return int(raw)
         if kind == "Path":
             return Path(raw)
+        if kind == "bool":
+            return _boolean(name, raw)
         if kind.startswith("tuple"):
             return tuple(part.strip() for part in raw.split(",") if part.strip())
+    except SettingsError:
+        raise
     except ValueError:
         raise SettingsError(f"{PREFIX}{name.upper()} must be a whole number, not {raw!r}") from None
     return raw.strip() if name != "secret_key" else raw
+
+
+def _boolean(name: str, raw: str) -> bool:
+    word = raw.strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off", ""):
+        return False
+    raise SettingsError(f"{PREFIX}{name.upper()} must be true or false, not {raw!r}")
 
 
 def documented_settings() -> list[tuple[str, str, str]]:

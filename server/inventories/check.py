@@ -98,7 +98,7 @@ def explain(message: str, exc: BaseException | None = None) -> tuple[str, str]:
     return "error", detail or "unknown error"
 
 
-def select_hosts(document: spec.Document, limit: str | None) -> list[str]:
+def select_hosts(document: spec.Document, limit: str | None, field: str = "query.limit") -> list[str]:
     """Hosts matching an Ansible-style limit: names, groups, ``*`` globs, ``!`` and ``&`` terms."""
     names = [h.name for h in document.hosts]
     if not limit:
@@ -125,7 +125,7 @@ def select_hosts(document: spec.Document, limit: str | None) -> list[str]:
         first = False
     chosen = [n for n in names if n in selected]
     if not chosen:
-        raise ValidationFailed.for_field("query.limit", f"{limit!r} matches no host of this inventory")
+        raise ValidationFailed.for_field(field, f"{limit!r} matches no host of this inventory")
     return chosen
 
 

@@ -60,13 +60,13 @@ class Rendered:
         shutil.rmtree(self.credential_dir, ignore_errors=True)
 
 
-def _private_dir(path: Path) -> None:
+def private_dir(path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True)
     path.chmod(0o700)  # mkdir's mode is filtered by the umask and skips the parents
 
 
-def _write_private(path: Path, data: bytes) -> Path:
-    _private_dir(path.parent)
+def write_private(path: Path, data: bytes) -> Path:
+    private_dir(path.parent)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "wb") as handle:
         handle.write(data)
@@ -82,7 +82,7 @@ class _Writer:
         self.cache: dict[tuple[uuid.UUID, str], dict[str, Any]] = {}
 
     def file(self, credential: Secret, name: str, data: bytes) -> str:
-        path = _write_private(self.rendered.credential_dir / str(credential.id) / name, data)
+        path = write_private(self.rendered.credential_dir / str(credential.id) / name, data)
         return str(path)
 
     def variables(self, credential_id: uuid.UUID, field_name: str) -> dict[str, Any]:
@@ -218,38 +218,43 @@ def render_inventory(
     inventory_dir = private_data_dir / "inventory"
     rendered = Rendered(private_data_dir, inventory_dir, private_data_dir / "credentials")
     for directory in (private_data_dir, inventory_dir, rendered.credential_dir):
-        _private_dir(directory)
+        private_dir(directory)
     tree = inventory_tree(document, for_runner=True)
     (inventory_dir / "hosts.json").write_bytes(msgspec.json.encode(tree))
     writer = _Writer(rendered, secrets)
+    # A run's own machine credentials (ssh_key, password, become, …) apply to every host, below
+    # anything the inventory sets for a group or host, as AWX's machine credential does.
+    defaults: dict[str, Any] = {}
+    for credential_id in run_credentials:
+        defaults |= _run_credential(rendered, writer, secrets[credential_id])
     levels: list[tuple[str, Path, Level]] = [("all", inventory_dir / "group_vars" / "all.json", document)]
     levels += [(f"group:{g.name}", inventory_dir / "group_vars" / f"{g.name}.json", g) for g in document.groups]
     levels += [(f"host:{h.name}", inventory_dir / "host_vars" / f"{h.name}.json", h) for h in document.hosts]
     for key, path, level in levels:
-        if level.credential is None and level.become_credential is None:
+        variables = (defaults if key == "all" else {}) | _credential_vars(writer, level)
+        if not variables:
             continue
-        variables = _credential_vars(writer, level)
         rendered.credential_vars[key] = variables
-        rendered.secret_files.append(_write_private(path, msgspec.json.encode(variables)))
-    for credential_id in run_credentials:
-        _run_credential(rendered, writer, secrets[credential_id])
+        rendered.secret_files.append(write_private(path, msgspec.json.encode(variables)))
     return rendered
 
 
-def _run_credential(rendered: Rendered, writer: _Writer, credential: Secret) -> None:
-    """Credentials a run uses beyond its inventory: vault passwords and registry logins."""
+def _run_credential(rendered: Rendered, writer: _Writer, credential: Secret) -> dict[str, Any]:
+    """A credential given to the run itself; returns the variables it sets for every host."""
     if credential.kind == "vault_password":
         path = writer.file(credential, "vault_password", credential.secret["password"].encode())
         label = credential.fields.get("vault_id") or "default"
         rendered.cmdline += ["--vault-id", f"{label}@{path}"]
-    elif credential.kind == "registry":
+        return {}
+    if credential.kind == "registry":
         rendered.extra_vars.update(
             registry_url=credential.fields["url"],
             registry_username=credential.fields.get("username", ""),
             registry_password=credential.secret["password"],
         )
-    else:
-        rendered.extra_vars.update(writer.variables(credential.id, "credential"))
+        return {}
+    field_name = "become_credential" if credential.kind == "become" else "credential"
+    return writer.variables(credential.id, field_name)
 
 
 @contextmanager

@@ -6,10 +6,13 @@ the environment is built from scratch for every call.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import shlex
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,3 +111,96 @@ def run_module(
     shutil.rmtree(control_dir(private_data_dir), ignore_errors=True)
     result.status = str(runner.status)
     return result
+
+
+@dataclass
+class PlaybookJob:
+    """One ``ansible-playbook`` through ansible-runner, with WindFlow's callbacks."""
+
+    private_data_dir: Path
+    playbook: str
+    on_event: Callable[[dict[str, Any]], None]
+    should_cancel: Callable[[], bool]
+    limit: str = ""
+    tags: list[str] = field(default_factory=list)
+    skip_tags: list[str] = field(default_factory=list)
+    check: bool = False
+    diff: bool = False
+    verbosity: int = 0
+    forks: int = 5
+    timeout: int = 0
+    cmdline: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class PlaybookOutcome:
+    status: str  # runner's: successful, failed, canceled, timeout, error
+    rc: int | None
+    stats: dict[str, Any]
+
+
+def run_playbook(job: PlaybookJob) -> PlaybookOutcome:
+    """Run it to the end (blocking: call it from a worker thread)."""
+    import ansible_runner
+
+    def cancel() -> bool:
+        if not job.should_cancel():
+            return False
+        # Runner kills ansible-playbook's process group; its forked workers and their SSH
+        # children may sit elsewhere, so end the whole tree first.
+        kill_tree(job.private_data_dir)
+        return True
+
+    def on_event(event: dict[str, Any]) -> bool:
+        job.on_event(event)
+        return True  # runner also keeps it in the artifacts, until retention removes them
+
+    cmdline = [*job.cmdline, *(["--check"] if job.check else []), *(["--diff"] if job.diff else [])]
+    runner = ansible_runner.run(
+        private_data_dir=str(job.private_data_dir),
+        playbook=job.playbook,
+        limit=job.limit or None,
+        tags=",".join(job.tags) or None,
+        skip_tags=",".join(job.skip_tags) or None,
+        verbosity=job.verbosity or None,
+        forks=job.forks,
+        cmdline=" ".join(shlex.quote(part) for part in cmdline) or None,
+        envvars=clean_env(job.private_data_dir, **job.env),
+        settings={"pexpect_timeout": 0.2},  # how often cancel is asked: stops within ~0.3 s
+        timeout=job.timeout or None,
+        event_handler=on_event,
+        cancel_callback=cancel,
+        quiet=True,
+        ident="run",
+    )
+    # On a timeout runner only kills ansible-playbook's process group; whatever the run started
+    # elsewhere (module processes, their commands) goes now, so nothing outlives the run.
+    kill_tree(job.private_data_dir, orphans=True)
+    shutil.rmtree(control_dir(job.private_data_dir), ignore_errors=True)
+    return PlaybookOutcome(status=str(runner.status), rc=runner.rc, stats=dict(runner.stats or {}))
+
+
+def kill_tree(private_data_dir: Path, *, orphans: bool = False) -> int:
+    """Kill every process of this run, and its descendants.
+
+    A process belongs to the run when its command line names the run's directory or its ``HOME``
+    is that directory (``clean_env`` sets it, and what Ansible starts locally inherits it). Our own
+    children by default; with ``orphans``, any process on this machine: a worker that was killed
+    leaves Ansible and its commands behind, adopted by PID 1.
+    """
+    import psutil  # type: ignore[import-untyped]
+
+    marker = str(private_data_dir)
+    victims: list[psutil.Process] = []
+    candidates = psutil.process_iter() if orphans else psutil.Process().children(recursive=True)
+    for child in candidates:
+        try:
+            if any(marker in part for part in child.cmdline()) or child.environ().get("HOME") == marker:
+                victims += [child, *child.children(recursive=True)]
+        except psutil.Error:
+            continue
+    for process in victims:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    return len(victims)
