@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -11,6 +12,9 @@ from typing import Any
 
 import anyio
 from litestar import Litestar, Router
+from litestar.channels import ChannelsPlugin
+from litestar.channels.backends.memory import MemoryChannelsBackend
+from litestar.channels.backends.redis import RedisChannelsPubSubBackend
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -32,8 +36,11 @@ from server.api.health import HealthController, api_docs, metrics
 from server.api.idempotency import IdempotencyMiddleware
 from server.api.inventories import InventoryController
 from server.api.organizations import MemberController, OrganizationController
+from server.api.playbooks import PlaybookController
 from server.api.problems import EXCEPTION_HANDLERS
 from server.api.request_context import RequestContextMiddleware
+from server.api.run_events import RunEventController
+from server.api.runs import RunController
 from server.api.security import BearerAuthMiddleware
 from server.api.tokens import TokenController
 from server.api.users import MeController, UserController
@@ -41,6 +48,13 @@ from server.auth.limiter import LoginLimiter
 from server.db.engine import close_engine, open_engine
 from server.db.migrations import migrate
 from server.observability import Metrics
+from server.playbooks.library import sync_bundled
+from server.runs.engine import Engine, worker_name
+from server.runs.events import ChannelsPublisher
+from server.runs.metrics import RunMetrics
+from server.runs.queue import ArqQueue, LocalQueue, RunQueue
+from server.runs.recovery import recovery_loop
+from server.runs.stream import SUBSCRIBER_BACKLOG
 from server.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
@@ -78,6 +92,23 @@ def create_app(settings: Settings) -> Litestar:
     metrics_registry = Metrics()
     redis: Redis | None = Redis.from_url(settings.redis_url) if settings.redis_url else None
     login_limiter = LoginLimiter(make_store(redis, "login"), settings)
+    # Run events fan out through Litestar channels: Redis pub/sub when distributed, memory embedded.
+    channels = ChannelsPlugin(
+        backend=RedisChannelsPubSubBackend(redis=redis) if redis is not None else MemoryChannelsBackend(),
+        arbitrary_channels_allowed=True,
+        # A slow follower loses its oldest live messages, never blocks the others; it refetches
+        # the missing events from the database (server/runs/stream.py).
+        subscriber_max_backlog=SUBSCRIBER_BACKLOG,
+        subscriber_backlog_strategy="dropleft",
+    )
+    run_metrics = RunMetrics(metrics_registry.registry)
+    publisher = ChannelsPublisher(channels)
+    run_queue: RunQueue
+    if settings.redis_url:
+        run_queue = ArqQueue(settings.redis_url)
+    else:
+        run_engine = Engine(settings, publisher, worker_name("embedded"), run_metrics)
+        run_queue = LocalQueue(run_engine.execute, settings.worker_concurrency, run_engine.interrupt_all)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -86,8 +117,14 @@ def create_app(settings: Settings) -> Litestar:
         try:
             await migrate(engine)
             await ensure_first_admin(settings.admin_email, settings.admin_password)
+            await sync_bundled()
             app.state.engine = engine
-            yield
+            recovery = asyncio.create_task(recovery_loop(settings, run_queue, publisher, run_metrics))
+            try:
+                yield
+            finally:
+                recovery.cancel()
+                await run_queue.close()
         finally:
             await close_engine(engine)
             if redis is not None:
@@ -116,6 +153,9 @@ def create_app(settings: Settings) -> Litestar:
             CredentialController,
             AuditController,
             InventoryController,
+            PlaybookController,
+            RunController,
+            RunEventController,
             HealthController,
         ],
     )
@@ -128,7 +168,10 @@ def create_app(settings: Settings) -> Litestar:
             "paging": Provide(provide_paging, sync_to_thread=False),
             "settings": Provide(lambda: settings, sync_to_thread=False, use_cache=True),
             "login_limiter": Provide(lambda: login_limiter, sync_to_thread=False, use_cache=True),
+            "run_queue": Provide(lambda: run_queue, sync_to_thread=False, use_cache=True),
+            "run_publisher": Provide(lambda: publisher, sync_to_thread=False, use_cache=True),
         },
+        plugins=[channels],
         exception_handlers=EXCEPTION_HANDLERS,
         state=State({"settings": settings, "metrics": metrics_registry, "redis": redis, "engine": None}),
         openapi_config=OpenAPIConfig(

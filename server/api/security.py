@@ -8,8 +8,10 @@ A route is either public (``opt={"public": True}``, no bearer token needed) or c
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from litestar.connection import ASGIConnection
+from litestar.enums import ScopeType
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
@@ -17,7 +19,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from server.auth.principal import Principal, Role
 from server.auth.service import authenticate
 from server.context import user_id_var
-from server.errors import AuthInvalid, Forbidden, NotFound
+from server.errors import AuthInvalid, Forbidden, NotFound, WindFlowError
 from server.settings import Settings
 
 PUBLIC = {"public": True}
@@ -39,13 +41,50 @@ class BearerAuthMiddleware(ASGIMiddleware):
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
         scheme, _, token = headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise AuthInvalid("send an access token or API token as 'Authorization: Bearer <token>'")
-        principal = await authenticate(self.settings, token.strip(), headers.get(ORGANIZATION_HEADER))
+        token = token.strip() if scheme.lower() == "bearer" else ""
+        if scope["type"] == ScopeType.WEBSOCKET:
+            # Browsers cannot set headers on a WebSocket: the token may come as ``?token=``. It is
+            # taken out of the query string at once, so that no log line (uvicorn's) can show it.
+            token = _pop_query_param(scope, "token") or token
+            # Nor ``X-Organization-ID``: ``?organization_id=`` picks the organization instead.
+            organization = _pop_query_param(scope, "organization_id") or headers.get(ORGANIZATION_HEADER)
+            try:
+                principal = await self._principal(token, organization)
+            except WindFlowError as exc:
+                await refuse_websocket(receive, send, 4000 + exc.status, exc.detail)
+                return
+        else:
+            principal = await self._principal(token, headers.get(ORGANIZATION_HEADER))
         scope["user"] = principal
         scope["auth"] = principal.via
         user_id_var.set(str(principal.user_id))
         await next_app(scope, receive, send)
+
+    async def _principal(self, token: str, organization_hint: str | None) -> Principal:
+        if not token:
+            raise AuthInvalid("send an access token or API token as 'Authorization: Bearer <token>'")
+        return await authenticate(self.settings, token, organization_hint)
+
+
+def _pop_query_param(scope: Scope, name: str) -> str:
+    pairs = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    found = [value for key, value in pairs if key == name]
+    if found:
+        scope["query_string"] = urlencode([(k, v) for k, v in pairs if k != name]).encode("latin-1")
+    return found[-1].strip() if found else ""
+
+
+async def refuse_websocket(receive: Receive, send: Send, code: int, reason: str) -> None:
+    """Accept, then close with ``code``: a browser never sees the code of a refused handshake."""
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept", "subprotocol": None, "headers": []})
+    await send({"type": "websocket.close", "code": code, "reason": close_reason(reason)})
+
+
+def close_reason(detail: str) -> str:
+    """A close frame's reason is at most 123 bytes."""
+    encoded = detail.encode()
+    return detail if len(encoded) <= 120 else encoded[:117].decode(errors="ignore") + "..."
 
 
 def _is_schema_path(scope: Scope) -> bool:
