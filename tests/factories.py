@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio.to_thread
 from litestar.testing import AsyncTestClient
 
 PASSWORD = "member-password-1"
+T = TypeVar("T")
 _serial = itertools.count(1)
 
 
@@ -42,3 +45,8 @@ async def headers_for(client: AsyncTestClient[Any], user: dict[str, Any]) -> dic
 def files_containing(directory: Path, needle: str) -> list[Path]:
     """Files under ``directory`` whose bytes hold ``needle`` (to prove a secret left no trace)."""
     return [p for p in directory.rglob("*") if p.is_file() and needle.encode() in p.read_bytes()]
+
+
+async def in_app_loop(client: AsyncTestClient[Any], query: Callable[[], Awaitable[T]]) -> T:
+    """Run a database query on the app's event loop, where its connection pool lives (PostgreSQL)."""
+    return await anyio.to_thread.run_sync(client.blocking_portal.call, query)

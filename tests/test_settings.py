@@ -96,3 +96,10 @@ def test_import_layers_hold() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_boolean_setting_reads_true_and_false_and_refuses_anything_else() -> None:
+    assert Settings.from_env({"WINDFLOW_RUN_ONE_PER_HOST": "true"}).run_one_per_host is True
+    assert Settings.from_env({"WINDFLOW_RUN_ONE_PER_HOST": "0"}).run_one_per_host is False
+    with pytest.raises(SettingsError, match="must be true or false"):
+        Settings.from_env({"WINDFLOW_RUN_ONE_PER_HOST": "maybe"})

@@ -5,17 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import anyio.to_thread
 from litestar.testing import AsyncTestClient
 
 from server.app import create_app
 from server.auth.tokens import digest, issue_access_token
 from server.db.tables import ApiToken, RefreshToken
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, SECRET_KEY
-from tests.factories import headers_for, make_organization, make_user
+from tests.factories import headers_for, in_app_loop, make_organization, make_user
 
 LOGIN = "/api/v1/auth/login"
 REFRESH = "/api/v1/auth/refresh"
@@ -37,11 +35,6 @@ async def log_in(client: AsyncTestClient[Any], email: str = ADMIN_EMAIL, passwor
 
 async def refresh(client: AsyncTestClient[Any], refresh_token: str) -> Any:
     return await client.post(REFRESH, json={"refresh_token": refresh_token})
-
-
-async def in_app_loop(client: AsyncTestClient[Any], query: Callable[[], Awaitable[T]]) -> T:
-    """Run a database query on the app's event loop, where its connection pool lives."""
-    return await anyio.to_thread.run_sync(client.blocking_portal.call, query)
 
 
 def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import anyio.to_thread
 import pytest
 from litestar.testing import AsyncTestClient
 
@@ -17,15 +15,10 @@ from server.credentials import kinds, service
 from server.db.tables import Credential, Inventory, InventoryCredential
 from tests.conftest import SECRET_KEY
 from tests.credentials.samples import secret_markers, ssh_keypair, valid_inputs
-from tests.factories import headers_for, make_organization, make_user
+from tests.factories import headers_for, in_app_loop, make_organization, make_user
 
 URL = "/api/v1/credentials"
 T = TypeVar("T")
-
-
-async def in_app_loop(client: AsyncTestClient[Any], query: Callable[[], Awaitable[T]]) -> T:
-    """Run a database query on the app's event loop, where its connection pool lives."""
-    return await anyio.to_thread.run_sync(client.blocking_portal.call, query)
 
 
 async def create(client: AsyncTestClient[Any], kind: str, inputs: dict[str, Any], **overrides: Any) -> dict[str, Any]:

@@ -40,6 +40,8 @@ class World:
     superadmin_headers: dict[str, str] = field(default_factory=dict)
     inventory: str = ""
     credential: str = ""
+    playbook: str = ""
+    run: str = ""
 
     async def disposable_user(self, organization: str) -> str:
         """A fresh viewer, for calls that delete, demote or add their target."""
@@ -55,7 +57,13 @@ class World:
         body = {"name": f"{what} {serial}"}
         if what == "credential":
             body |= {"kind": "password", "inputs": {"username": "deploy", "password": "matrix-secret"}}
-        collection = {"inventory": "inventories", "credential": "credentials"}[what]
+        if what == "playbook":
+            body |= {"content": "- hosts: all\n  gather_facts: false\n  tasks: []\n"}
+        if what == "run":
+            body = {"playbook_id": self.playbook, "inventory_id": self.inventory}
+        collection = {"inventory": "inventories", "credential": "credentials", "playbook": "playbooks", "run": "runs"}[
+            what
+        ]
         response = await self.client.post(f"/api/v1/{collection}", json=body, headers=headers)
         assert response.status_code == 201, response.text
         return str(response.json()["id"])
@@ -73,15 +81,25 @@ class Case:
     async def url(self, world: World) -> str:
         target = await world.disposable(self.disposable) if self.disposable else ""
         return self.path.format(
-            a=world.org_a, member=world.member["id"], target=target, inv=world.inventory, cred=world.credential
+            a=world.org_a,
+            member=world.member["id"],
+            target=target,
+            inv=world.inventory,
+            cred=world.credential,
+            pb=world.playbook,
+            run=world.run,
         )
 
     async def payload(self, world: World, counter: list[int]) -> dict[str, Any] | None:
         if self.adds_outsider:
             return {"user_id": await world.disposable_user(world.org_b), "role": "viewer"}
+        if self.method == "POST" and self.path == "/api/v1/runs":
+            return {"playbook_id": world.playbook, "inventory_id": world.inventory}
         if self.method == "POST" and self.path.endswith("/users"):
             return {**(self.body or {}), "email": new_email(counter)}
-        if self.method == "POST" and self.path.endswith(("/organizations", "/inventories", "/import", "/credentials")):
+        if self.method == "POST" and self.path.endswith(
+            ("/organizations", "/inventories", "/import", "/credentials", "/playbooks")
+        ):
             return {**(self.body or {}), "name": new_email(counter)}
         return self.body
 
@@ -138,6 +156,26 @@ CASES = [
     Case("GET", "/api/v1/credentials/{cred}", expect(200, 200, 403, 404)),
     Case("PATCH", "/api/v1/credentials/{cred}", expect(200, 403, 403, 404), body={"description": "changed"}),
     Case("DELETE", "/api/v1/credentials/{target}", expect(204, 403, 403, 404), disposable="credential"),
+    # Viewers read playbooks and runs; operators write playbooks, launch, cancel and relaunch.
+    Case("GET", "/api/v1/playbooks", expect(200, 200, 200, 200)),
+    Case(
+        "POST",
+        "/api/v1/playbooks",
+        expect(201, 201, 403, 201),
+        body={"content": "- hosts: all\n  gather_facts: false\n  tasks: []\n"},
+    ),
+    Case("GET", "/api/v1/playbooks/{pb}", expect(200, 200, 200, 404)),
+    Case("PATCH", "/api/v1/playbooks/{pb}", expect(200, 200, 403, 404), body={"description": "changed"}),
+    Case("DELETE", "/api/v1/playbooks/{target}", expect(204, 204, 403, 404), disposable="playbook"),
+    Case("GET", "/api/v1/playbooks/{pb}/versions", expect(200, 200, 200, 404)),
+    Case("GET", "/api/v1/playbooks/{pb}/versions/1", expect(200, 200, 200, 404)),
+    Case("GET", "/api/v1/runs", expect(200, 200, 200, 200)),
+    Case("POST", "/api/v1/runs", expect(201, 201, 403, 422)),  # 422: A's inventory is not in B
+    Case("GET", "/api/v1/runs/{run}", expect(200, 200, 200, 404)),
+    Case("GET", "/api/v1/runs/{run}/events", expect(200, 200, 200, 404)),
+    Case("GET", "/api/v1/runs/{run}/stdout", expect(200, 200, 200, 404)),
+    Case("POST", "/api/v1/runs/{target}/cancel", expect(200, 200, 403, 404), disposable="run"),
+    Case("POST", "/api/v1/runs/{run}/relaunch", expect(201, 201, 403, 404), body={"hosts": "all"}),
 ]
 
 
@@ -156,6 +194,8 @@ async def build_world(client: AsyncTestClient[Any]) -> World:
     world = World(client, org_a, org_b, headers, member, superadmin_headers)
     world.inventory = await world.disposable("inventory")
     world.credential = await world.disposable("credential")
+    world.playbook = await world.disposable("playbook")
+    world.run = await world.disposable("run")
     return world
 
 
@@ -187,8 +227,22 @@ async def test_matrix_covers_every_guarded_route(admin_client: AsyncTestClient[A
         for method in handler.http_methods
         if method != "OPTIONS" and handler.resolve_guards()
     }
-    placeholders = {"{member}": "{user_id}", "{a}": "{org_id}", "{inv}": "{inventory_id}", "{cred}": "{credential_id}"}
-    targets = {"user": "{user_id}", "inventory": "{inventory_id}", "credential": "{credential_id}"}
+    placeholders = {
+        "{member}": "{user_id}",
+        "{a}": "{org_id}",
+        "{inv}": "{inventory_id}",
+        "{cred}": "{credential_id}",
+        "{pb}": "{playbook_id}",
+        "{run}": "{run_id}",
+        "/versions/1": "/versions/{version:int}",
+    }
+    targets = {
+        "user": "{user_id}",
+        "inventory": "{inventory_id}",
+        "credential": "{credential_id}",
+        "playbook": "{playbook_id}",
+        "run": "{run_id}",
+    }
 
     def template(path: str, disposable: str = "") -> str:
         path = path.replace("{target}", targets.get(disposable, "{target}"))

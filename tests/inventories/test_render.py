@@ -139,3 +139,15 @@ def test_run_credentials_go_to_files_not_the_command_line(tmp_path: Path) -> Non
     assert "vault-secret-1" not in " ".join(rendered.cmdline)
     assert Path(rendered.cmdline[1].split("@", 1)[1]).read_text() == "vault-secret-1"
     assert rendered.extra_vars["registry_password"] == "reg-1"
+
+
+def test_a_runs_machine_credential_is_a_default_the_inventory_overrides(tmp_path: Path) -> None:
+    document, secrets = make_world(tmp_path)
+    machine = FakeSecret(uuid.uuid4(), "password", {"username": "machine"}, {"password": "machine-secret-1"})
+    secrets[machine.id] = machine
+    rendered = render_inventory(document, secrets, tmp_path / "run", (machine.id,))
+    hostvars = ansible_list(rendered.inventory_dir, tmp_path)["_meta"]["hostvars"]
+    # The inventory's own key (username deploy) wins; the machine password is there for every host.
+    assert hostvars["web1"]["ansible_user"] == "deploy"
+    assert hostvars["k8s"]["ansible_password"] == "machine-secret-1"
+    assert "machine-secret-1" not in (rendered.inventory_dir / "hosts.json").read_text()
