@@ -3,19 +3,21 @@
 #   docker run -e WINDFLOW_SECRET_KEY=... -p 127.0.0.1:8000:8000 windflow          # serve
 #   docker run -e WINDFLOW_SECRET_KEY=... windflow worker                          # worker
 
-# Stage 1: build a wheel of the project and install it with its dependencies into /opt/venv.
+# Stage 1: install the project with its dependencies into /opt/venv. The source stays in
+# /opt/windflow (an editable install) so the server finds the bundled playbooks/ and roles/ next to it.
 FROM python:3.11-slim-bookworm AS build
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 
-WORKDIR /src
+WORKDIR /opt/windflow
 RUN python -m venv /opt/venv
 COPY pyproject.toml README.md ./
 COPY server ./server
-RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
- && /opt/venv/bin/pip install /wheels/*.whl
+COPY playbooks ./playbooks
+COPY roles ./roles
+RUN /opt/venv/bin/pip install -e .
 
 # Stage 2: the runtime, with nothing but the venv and an unprivileged user.
 FROM python:3.11-slim-bookworm
@@ -37,6 +39,7 @@ RUN groupadd --system --gid 10001 windflow \
  && install -d -o windflow -g windflow -m 0750 /var/lib/windflow
 
 COPY --from=build /opt/venv /opt/venv
+COPY --from=build /opt/windflow /opt/windflow
 
 WORKDIR /var/lib/windflow
 VOLUME ["/var/lib/windflow"]
