@@ -14,25 +14,17 @@ from litestar.params import FromPath, JSONBody, Parameter
 from server.api.conventions import READ, WRITE, AnyRequest, Body, Page, Paging, problems
 from server.api.security import operator, principal_of, viewer
 from server.runs import service
-from server.runs.spec import RunOptions, Tag
+from server.runs.spec import RunOptions
 
 StatusName = Literal["pending", "running", "successful", "failed", "canceled", "timeout"]
 
 
-class RunCreate(Body):
+class RunCreate(RunOptions, kw_only=True, forbid_unknown_fields=True):
+    """What to run where (and which version: the latest by default), with the run's options."""
+
     playbook_id: uuid.UUID
     inventory_id: uuid.UUID
     version: Annotated[int, msgspec.Meta(ge=1)] | None = None
-    credentials: list[uuid.UUID] = msgspec.field(default_factory=list)
-    extra_vars: dict[str, Any] = msgspec.field(default_factory=dict)
-    limit: Annotated[str, msgspec.Meta(max_length=10_000)] = ""
-    tags: list[Tag] = msgspec.field(default_factory=list)
-    skip_tags: list[Tag] = msgspec.field(default_factory=list)
-    check: bool = False
-    diff: bool = False
-    verbosity: Annotated[int, msgspec.Meta(ge=0, le=5)] = 0
-    forks: Annotated[int, msgspec.Meta(ge=1, le=200)] = 5
-    timeout: Annotated[int, msgspec.Meta(ge=0, le=86_400, description="seconds; 0 = no limit")] = 3600
 
     def options(self) -> RunOptions:
         fields = msgspec.structs.asdict(self)

@@ -6,6 +6,8 @@ import enum
 import uuid
 from dataclasses import dataclass, field
 
+from server.errors import NotFound
+
 
 class Role(enum.IntEnum):
     """Roles per organization; a higher role can do everything a lower one can."""
@@ -42,6 +44,12 @@ class Principal:
     @property
     def role(self) -> Role | None:
         return self.role_in(self.organization_id)
+
+    def current_organization(self) -> uuid.UUID:
+        """The organization this call acts in; objects of the others stay invisible (404)."""
+        if self.organization_id is None:
+            raise NotFound("you belong to no organization")
+        return self.organization_id
 
     def can_see(self, organization_id: uuid.UUID) -> bool:
         return self.is_superadmin or organization_id in self.roles

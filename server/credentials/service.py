@@ -85,12 +85,6 @@ def _view(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _organization(principal: Principal) -> uuid.UUID:
-    if principal.organization_id is None:
-        raise NotFound("credential not found")
-    return principal.organization_id
-
-
 def _reject_nul(**texts: str) -> None:
     errors = [
         FieldError(f"body.{name}", "must not contain NUL characters") for name, text in texts.items() if "\x00" in text
@@ -132,7 +126,7 @@ async def _audit(principal: Principal, action: str, row: dict[str, Any], detail:
 async def list_credentials(
     principal: Principal, page: int, size: int, kind: str | None = None
 ) -> tuple[list[dict[str, Any]], int]:
-    where = [Credential.organization == _organization(principal)]
+    where = [Credential.organization == principal.current_organization()]
     if kind is not None:
         where.append(Credential.kind == kind)
     query = Credential.select(*COLUMNS).where(*where).order_by(Credential.name).output(load_json=True)
@@ -141,13 +135,13 @@ async def list_credentials(
 
 
 async def get_credential(principal: Principal, credential_id: uuid.UUID) -> dict[str, Any]:
-    return _view(await _row(_organization(principal), credential_id))
+    return _view(await _row(principal.current_organization(), credential_id))
 
 
 async def create_credential(
     principal: Principal, secret_key: str, name: str, kind: str, description: str, inputs: Mapping[str, Any]
 ) -> dict[str, Any]:
-    organization_id = _organization(principal)
+    organization_id = principal.current_organization()
     _reject_nul(name=name, description=description)
     checked = await anyio.to_thread.run_sync(kinds.check, secret_key, kind, dict(inputs))
     if await _name_taken(organization_id, name):
@@ -188,7 +182,7 @@ async def update_credential(
     principal: Principal, secret_key: str, credential_id: uuid.UUID, changes: Mapping[str, Any]
 ) -> dict[str, Any]:
     """Apply a PATCH: ``name``, ``description`` and ``inputs`` (merged); the kind never changes."""
-    organization_id = _organization(principal)
+    organization_id = principal.current_organization()
     row = await _row(organization_id, credential_id, Credential.secret)
     if changes.get("kind", row["kind"]) != row["kind"]:
         raise ValidationFailed.for_field("body.kind", "the kind of a credential cannot change; create a new one")
@@ -218,7 +212,7 @@ async def update_credential(
 
 async def delete_credential(principal: Principal, credential_id: uuid.UUID) -> None:
     """Delete a credential no inventory uses; the check and the delete share one transaction."""
-    organization_id = _organization(principal)
+    organization_id = principal.current_organization()
     async with atomic():
         row = await _row(organization_id, credential_id)
         users = await (

@@ -42,12 +42,6 @@ SUMMARY = (
 )
 
 
-def _organization(principal: Principal) -> uuid.UUID:
-    if principal.organization_id is None:
-        raise NotFound("you belong to no organization")
-    return principal.organization_id
-
-
 def _decode(row: dict[str, Any]) -> dict[str, Any]:
     row = dict(row)
     row["organization_id"] = row.pop("organization")
@@ -60,7 +54,7 @@ def _decode(row: dict[str, Any]) -> dict[str, Any]:
 
 
 async def list_inventories(principal: Principal, page: int, size: int) -> tuple[list[dict[str, Any]], int]:
-    organization_id = _organization(principal)
+    organization_id = principal.current_organization()
     query = Inventory.select(*SUMMARY).where(Inventory.organization == organization_id).order_by(Inventory.name)
     rows = await page_of(query, page, size)
     total = await Inventory.count().where(Inventory.organization == organization_id)
@@ -70,7 +64,7 @@ async def list_inventories(principal: Principal, page: int, size: int) -> tuple[
 async def get_inventory(principal: Principal, inventory_id: uuid.UUID) -> dict[str, Any]:
     row = (
         await Inventory.select(*SUMMARY, Inventory.document)
-        .where(Inventory.id == inventory_id, Inventory.organization == _organization(principal))
+        .where(Inventory.id == inventory_id, Inventory.organization == principal.current_organization())
         .first()
     )
     if row is None:
@@ -135,7 +129,7 @@ async def create_inventory(
     prefix: str = "body",
     action: str = "inventory.create",
 ) -> dict[str, Any]:
-    organization_id = _organization(principal)
+    organization_id = principal.current_organization()
     credentials = await _validated(organization_id, document, source, prefix, True)
     if await _name_taken(organization_id, name):
         raise Conflict(f"an inventory named {name!r} already exists in this organization")
@@ -169,7 +163,7 @@ DOCUMENT_FIELDS = frozenset(spec.Document.__struct_fields__)
 async def update_inventory(principal: Principal, inventory_id: uuid.UUID, changes: dict[str, Any]) -> dict[str, Any]:
     """Apply a PATCH: ``name``, ``description``, ``source`` and any top-level document field."""
     current = await get_inventory(principal, inventory_id)
-    organization_id = _organization(principal)
+    organization_id = principal.current_organization()
     document_changes = {k: v for k, v in changes.items() if k in DOCUMENT_FIELDS}
     document: spec.Document = msgspec.structs.replace(current["document"], **document_changes)
     source_changed = "source" in changes

@@ -45,12 +45,6 @@ def checksum_of(content: str) -> str:
     return hashlib.sha256(content.encode("utf-8")).hexdigest()
 
 
-def _organization(principal: Principal) -> uuid.UUID:
-    if principal.organization_id is None:
-        raise NotFound("you belong to no organization")
-    return principal.organization_id
-
-
 def _decode(row: dict[str, Any]) -> dict[str, Any]:
     row = dict(row)
     row["organization_id"] = row.pop("organization")
@@ -66,7 +60,7 @@ def _decode_version(row: dict[str, Any]) -> dict[str, Any]:
 async def list_playbooks(
     principal: Principal, page: int, size: int, source: Source | None = None
 ) -> tuple[list[dict[str, Any]], int]:
-    organization_id = _organization(principal)
+    organization_id = principal.current_organization()
     query = Playbook.select(*SUMMARY).where(Playbook.organization == organization_id).order_by(Playbook.name)
     counter = Playbook.count().where(Playbook.organization == organization_id)
     if source is not None:
@@ -98,7 +92,7 @@ async def _version(playbook_id: uuid.UUID, version: int) -> dict[str, Any] | Non
 
 async def get_playbook(principal: Principal, playbook_id: uuid.UUID) -> dict[str, Any]:
     """The playbook with its latest version's content."""
-    row = await _summary(_organization(principal), playbook_id)
+    row = await _summary(principal.current_organization(), playbook_id)
     latest = await _version(playbook_id, row["latest_version"])
     return {**row, "content": latest["content"] if latest else ""}
 
@@ -107,7 +101,7 @@ async def list_versions(
     principal: Principal, playbook_id: uuid.UUID, page: int, size: int
 ) -> tuple[list[dict[str, Any]], int]:
     """Newest first, without content."""
-    await _summary(_organization(principal), playbook_id)
+    await _summary(principal.current_organization(), playbook_id)
     query = (
         PlaybookVersion.select(*VERSION)
         .where(PlaybookVersion.playbook == playbook_id)
@@ -119,7 +113,7 @@ async def list_versions(
 
 
 async def get_version(principal: Principal, playbook_id: uuid.UUID, version: int) -> dict[str, Any]:
-    await _summary(_organization(principal), playbook_id)
+    await _summary(principal.current_organization(), playbook_id)
     row = await _version(playbook_id, version)
     if row is None:
         raise NotFound(f"this playbook has no version {version}")
@@ -187,7 +181,7 @@ async def insert_playbook(
 async def create_playbook(
     principal: Principal, name: str, description: str, content: str, source: Source = "manual"
 ) -> dict[str, Any]:
-    organization_id = _organization(principal)
+    organization_id = principal.current_organization()
     if await name_taken(organization_id, name):
         raise Conflict(f"a playbook named {name!r} already exists in this organization")
     await validate_playbook(content)
@@ -249,7 +243,7 @@ async def update_playbook(principal: Principal, playbook_id: uuid.UUID, changes:
 
 async def delete_playbook(principal: Principal, playbook_id: uuid.UUID) -> None:
     """Remove the playbook and its versions; runs keep their history with the link cleared."""
-    current = await _summary(_organization(principal), playbook_id)
+    current = await _summary(principal.current_organization(), playbook_id)
     async with atomic():
         await Playbook.delete().where(Playbook.id == playbook_id)
         detail = {"name": current["name"], "version": current["latest_version"]}

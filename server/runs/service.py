@@ -52,12 +52,6 @@ COLUMNS = (
 )
 
 
-def _organization(principal: Principal) -> uuid.UUID:
-    if principal.organization_id is None:
-        raise NotFound("you belong to no organization")
-    return principal.organization_id
-
-
 def _decode(row: dict[str, Any]) -> dict[str, Any]:
     row = dict(row)
     for key in ("options", "host_stats"):
@@ -71,7 +65,9 @@ def _decode(row: dict[str, Any]) -> dict[str, Any]:
 
 
 async def get_run(principal: Principal, run_id: uuid.UUID) -> dict[str, Any]:
-    row = await Run.select(*COLUMNS).where(Run.id == run_id, Run.organization == _organization(principal)).first()
+    row = (
+        await Run.select(*COLUMNS).where(Run.id == run_id, Run.organization == principal.current_organization()).first()
+    )
     if row is None:
         raise NotFound("run not found")
     return _decode(row)
@@ -80,7 +76,7 @@ async def get_run(principal: Principal, run_id: uuid.UUID) -> dict[str, Any]:
 async def list_runs(
     principal: Principal, page: int, size: int, status: str | None = None
 ) -> tuple[list[dict[str, Any]], int]:
-    organization_id = _organization(principal)
+    organization_id = principal.current_organization()
     query = Run.select(*COLUMNS).where(Run.organization == organization_id).order_by(Run.created_at, ascending=False)
     counter = Run.count().where(Run.organization == organization_id)
     if status:
@@ -147,7 +143,7 @@ async def launch_run(
     relaunch_of: uuid.UUID | None = None,
 ) -> dict[str, Any]:
     """Write the run (``pending``), then queue it; a queue that is down leaves it for recovery."""
-    organization_id = _organization(principal)
+    organization_id = principal.current_organization()
     playbook_version = await _check_launch(organization_id, playbook_id, version, inventory_id, options)
     run = Run(
         organization=organization_id,
