@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
+import anyio
 import psutil
 from litestar.testing import AsyncTestClient
 
@@ -24,7 +26,7 @@ WRITE_FILE = """- name: leave a mark on every host
   tasks:
     - name: write a file
       ansible.builtin.copy:
-        dest: /tmp/windflow-run-mark
+        dest: "/tmp/windflow-run-{{ mark }}"
         content: "{{ inventory_hostname }}\\n"
         mode: "0644"
 """
@@ -79,10 +81,17 @@ async def test_runs_reach_ssh_hosts_the_vm_a_container_and_kubernetes(
     ]
     inventory = await make_inventory(admin_client, {"name": "lab", "user": "root", "credential": key, "hosts": hosts})
     playbook = await make_playbook(admin_client, WRITE_FILE, "mark")
-    run = await wait_finished(admin_client, (await launch(admin_client, playbook, inventory))["id"], 240)
+    # A fresh path each time: the bare-metal hosts share this machine's /tmp with earlier sessions.
+    mark = {"mark": uuid.uuid4().hex}
+    run = await wait_finished(
+        admin_client, (await launch(admin_client, playbook, inventory, extra_vars=mark))["id"], 240
+    )
     assert run["status"] == "successful", run
     assert {host: stats["changed"] for host, stats in run["host_stats"].items()} == {"bm1": 1, "vm1": 1, "box": 1}
-    again = await wait_finished(admin_client, (await launch(admin_client, playbook, inventory))["id"], 240)
+    again = await wait_finished(
+        admin_client, (await launch(admin_client, playbook, inventory, extra_vars=mark))["id"], 240
+    )
+    await anyio.Path(f"/tmp/windflow-run-{mark['mark']}").unlink(missing_ok=True)  # noqa: S108 - bm1's file, here
     assert {host: stats["changed"] for host, stats in again["host_stats"].items()} == {"bm1": 0, "vm1": 0, "box": 0}
 
     cluster = await make_inventory(
