@@ -157,7 +157,7 @@ async def _follow(socket: WebSocket[Any, Any, Any], channels: ChannelsPlugin, fo
         await channels.unsubscribe(subscriber, channel)
     if pump.cancelled():  # the client went away first
         return
-    with suppress(WebSocketDisconnect):
+    with suppress(WebSocketDisconnect, OSError):  # a client that hung up first: nothing to close
         await socket.close(code=pump.result())
 
 

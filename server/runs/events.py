@@ -17,12 +17,13 @@ from typing import Any, Protocol
 
 import msgspec
 
+from server.db.engine import atomic
 from server.db.tables import Run, RunEvent
 
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
-BATCH_DELAY = 0.1  # seconds: a batch is written at most this long after its first event
+BATCH_WINDOW = 0.02  # seconds: a small batch waits this long after its first event before it is written
 FAILED_EVENTS = frozenset({"runner_on_failed", "runner_on_unreachable", "runner_item_on_failed"})
 HOST_OUTCOMES = {
     "runner_on_ok": "ok",
@@ -168,37 +169,43 @@ class EventSink:
         return self.stats
 
     async def _consume(self) -> None:
+        """Take what has arrived; a small batch waits up to ``BATCH_WINDOW`` for company."""
         done = False
         while not done:
             first = await self.queue.get()
             if first is None:
                 return
-            batch, deadline = [first], self.loop.time() + BATCH_DELAY
-            while len(batch) < BATCH_SIZE:
-                timeout = deadline - self.loop.time()
-                try:
-                    item = (
-                        self.queue.get_nowait() if timeout <= 0 else await asyncio.wait_for(self.queue.get(), timeout)
-                    )
-                except (TimeoutError, asyncio.QueueEmpty):
-                    break
-                if item is None:
-                    done = True
-                    break
-                batch.append(item)
+            batch = [first]
+            done = self._drain(batch)
+            if not done and len(batch) < BATCH_SIZE // 10:
+                await asyncio.sleep(max(0.0, first["_received"] + BATCH_WINDOW - time.time()))
+                done = self._drain(batch)
             await self._flush(batch)
+
+    def _drain(self, batch: list[dict[str, Any]]) -> bool:
+        """Move queued events into ``batch`` (up to ``BATCH_SIZE``); True when the end was reached."""
+        while len(batch) < BATCH_SIZE:
+            try:
+                item = self.queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return False
+            if item is None:
+                return True
+            batch.append(item)
+        return False
 
     async def _flush(self, batch: list[dict[str, Any]]) -> None:
         received = [event.pop("_received") for event in batch]
         rows = [to_row(self.run_id, event) for event in batch]
-        await RunEvent.insert(*[RunEvent(**row) for row in rows]).on_conflict(
-            target=(RunEvent.run, RunEvent.counter), action="DO NOTHING"
-        )
-        last = max(row["counter"] for row in rows)
-        self.stats.last_counter = max(self.stats.last_counter, last)
+        last = max(self.stats.last_counter, *(row["counter"] for row in rows))
+        async with atomic():
+            await RunEvent.insert(*[RunEvent(**row) for row in rows]).on_conflict(
+                target=(RunEvent.run, RunEvent.counter), action="DO NOTHING"
+            )
+            # ``event_count`` is the highest stored counter: runner numbers a run's events 1, 2, 3, …
+            await Run.update({Run.event_count: last}).where(Run.id == self.run_id)
+        self.stats.last_counter = last
         self.stats.stored += len(rows)
-        # ``event_count`` is the highest stored counter: runner numbers a run's events 1, 2, 3, …
-        await Run.update({Run.event_count: self.stats.last_counter}).where(Run.id == self.run_id)
         stored_at = time.time()
         for row in rows:
             self.progress.update(row)

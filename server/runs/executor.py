@@ -154,7 +154,8 @@ def run_playbook(job: PlaybookJob) -> PlaybookOutcome:
 
     def on_event(event: dict[str, Any]) -> bool:
         job.on_event(event)
-        return True  # runner also keeps it in the artifacts, until retention removes them
+        # Events live in the database; runner keeps on disk only the one its ``stats`` reads.
+        return event.get("event") == "playbook_on_stats"
 
     cmdline = [*job.cmdline, *(["--check"] if job.check else []), *(["--diff"] if job.diff else [])]
     runner = ansible_runner.run(
@@ -174,9 +175,11 @@ def run_playbook(job: PlaybookJob) -> PlaybookOutcome:
         quiet=True,
         ident="run",
     )
-    # On a timeout runner only kills ansible-playbook's process group; whatever the run started
-    # elsewhere (module processes, their commands) goes now, so nothing outlives the run.
-    kill_tree(job.private_data_dir, orphans=True)
+    if runner.status != "successful":
+        # On a timeout or cancel runner only kills ansible-playbook's process group; what the run
+        # started elsewhere (module processes, their commands) goes now, so nothing outlives it. A
+        # successful run is left alone: its ``async`` tasks may run on by design.
+        kill_tree(job.private_data_dir, orphans=True)
     shutil.rmtree(control_dir(job.private_data_dir), ignore_errors=True)
     return PlaybookOutcome(status=str(runner.status), rc=runner.rc, stats=dict(runner.stats or {}))
 
