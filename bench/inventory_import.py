@@ -23,6 +23,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import bench_settings  # noqa: E402
 from server.inventories import ansible_text, spec  # noqa: E402
 from server.inventories.render import render_inventory  # noqa: E402
 
@@ -111,18 +112,8 @@ def api_import_seconds(text: str, fmt: str, directory: Path) -> float:
     from litestar.testing import AsyncTestClient
 
     from server.app import create_app
-    from server.settings import Settings
 
-    settings = Settings(
-        env="production",
-        secret_key="bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",  # noqa: S106 - a throwaway database
-        data_dir=directory / "data",
-        database_url=f"sqlite:///{directory / 'bench.db'}",
-        admin_email="bench@windflow.test",
-        admin_password="bench-password-1",  # noqa: S106 - a throwaway database
-        rate_limit=0,
-        max_body_size=256 * 1024 * 1024,
-    )
+    settings = bench_settings(directory, max_body_size=256 * 1024 * 1024)
 
     async def run() -> float:
         async with AsyncTestClient(create_app(settings), timeout=120) as client:
