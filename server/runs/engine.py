@@ -88,6 +88,10 @@ class Engine:
             prepared = await self._prepare(run)
         except PrepareFailed as exc:
             return await self._finish(run_id, RunStatus.failed, str(exc), {}, SinkStats(), began)
+        except Exception as exc:  # noqa: BLE001 - a run that cannot start must still end, saying why
+            log.exception("run could not be prepared", extra={"run_id": str(run_id)})
+            reason = f"could not prepare the run ({type(exc).__name__})"
+            return await self._finish(run_id, RunStatus.failed, reason, {}, SinkStats(), began)
         cancel = self.active.setdefault(run_id, threading.Event())
         watcher = asyncio.create_task(self._watch(run_id, cancel), name=f"watch {run_id}")
         sink = EventSink(run_id, self.publisher, on_batch=self.metrics.ingested)

@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from litestar.testing import AsyncTestClient
 
@@ -206,3 +207,13 @@ def test_old_run_directories_are_pruned_and_recent_ones_kept(tmp_path: Path) -> 
     os.utime(old, (forty_days_ago, forty_days_ago))
     assert prune_artifacts(settings, dt.datetime.now(dt.UTC)) == 1
     assert not old.exists() and recent.exists()
+
+
+async def test_a_run_that_cannot_be_prepared_fails_saying_why(admin_client: Client) -> None:
+    playbook = await make_playbook(admin_client)
+    inventory = await make_inventory(admin_client, LOCAL)
+    runs_dir = Path(admin_client.app.state.settings.data_dir) / "runs"
+    await anyio.Path(runs_dir).parent.mkdir(parents=True, exist_ok=True)
+    await anyio.Path(runs_dir).write_text("a file where the run directories belong")
+    run = await wait_finished(admin_client, (await launch(admin_client, playbook, inventory))["id"], 60)
+    assert run["status"] == "failed" and run["reason"].startswith("could not prepare the run"), run
