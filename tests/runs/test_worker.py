@@ -212,3 +212,21 @@ async def test_a_streaming_client_survives_a_server_restart_without_a_gap(
         assert everything == list(range(1, finished["event_count"] + 1))
     finally:
         workers.stop()
+
+
+async def test_a_run_pending_too_long_fails_saying_so(clean_database: None, make_settings: Any) -> None:
+    """Recovery's own loop (every second here) fails a run no worker took within the pending timeout."""
+    import datetime as dt
+
+    from server.db.tables import Run
+    from tests.factories import in_app_loop
+
+    settings = make_settings(run_pending_timeout=60, run_recovery_interval=1)
+    async with AsyncTestClient(create_app(settings)) as client:
+        client.headers.update(await login(client, ADMIN_EMAIL, ADMIN_PASSWORD))
+        me = (await client.get("/api/v1/users/me")).json()
+        old = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+        run = Run(organization=me["current_organization_id"], status="pending", created_at=old)
+        await in_app_loop(client, run.save)
+        failed = await wait_finished(client, str(run.id), 30)
+    assert failed["status"] == "failed" and failed["reason"] == "not started within 60 s (no worker took it)"
