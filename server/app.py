@@ -8,7 +8,7 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio
 from litestar import Litestar, Router
@@ -42,6 +42,7 @@ from server.api.request_context import RequestContextMiddleware
 from server.api.run_events import RunEventController
 from server.api.runs import RunController
 from server.api.security import BearerAuthMiddleware
+from server.api.stacks import StackController
 from server.api.tokens import TokenController
 from server.api.users import MeController, UserController
 from server.auth.limiter import LoginLimiter
@@ -56,6 +57,7 @@ from server.runs.queue import ArqQueue, LocalQueue, RunQueue
 from server.runs.recovery import recovery_loop
 from server.runs.stream import SUBSCRIBER_BACKLOG
 from server.settings import Settings, SettingsError
+from server.stacks.catalogue import Strategy, sync_catalogue
 
 log = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
@@ -118,6 +120,7 @@ def create_app(settings: Settings) -> Litestar:
             await migrate(engine)
             await ensure_first_admin(settings.admin_email, settings.admin_password)
             await sync_bundled()
+            await sync_catalogue(cast(Strategy, settings.stack_catalogue))
             app.state.engine = engine
             recovery = asyncio.create_task(recovery_loop(settings, run_queue, publisher, run_metrics))
             try:
@@ -154,6 +157,7 @@ def create_app(settings: Settings) -> Litestar:
             AuditController,
             InventoryController,
             PlaybookController,
+            StackController,
             RunController,
             RunEventController,
             HealthController,

@@ -66,6 +66,9 @@ class Settings:
     run_pending_timeout: int = _env_field(3600, "a run still pending after this long fails, seconds")
     run_recovery_interval: int = _env_field(60, "how often recovery re-queues and fails stuck runs, seconds")
     run_retention_days: int = _env_field(30, "days a finished run's artifacts (runner files) are kept")
+    stack_catalogue: str = _env_field(
+        "update", "how start-up loads the stack catalogue: `skip` existing, `update` if newer, `force`"
+    )
     llm_model: str = _env_field("", "model name for the assistant (litellm syntax)")
     llm_api_base: str = _env_field("", "base URL of an OpenAI-compatible LLM server")
     llm_api_key: str = _env_field("", "API key of the LLM provider (never logged or returned)")
@@ -107,6 +110,8 @@ class Settings:
         url = self.resolved_database_url
         if not url.startswith(("sqlite://", "postgresql://", "postgres://")):
             raise SettingsError("WINDFLOW_DATABASE_URL must start with sqlite:// or postgresql://")
+        if self.stack_catalogue not in ("skip", "update", "force"):
+            raise SettingsError("WINDFLOW_STACK_CATALOGUE must be skip, update or force")
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise SettingsError("WINDFLOW_REDIS_URL must start with redis://, rediss:// or unix://")
 

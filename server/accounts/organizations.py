@@ -13,6 +13,7 @@ from server.db.pages import page_of
 from server.db.tables import Membership, Organization
 from server.errors import Conflict, NotFound
 from server.playbooks.library import sync_bundled
+from server.stacks.catalogue import sync_catalogue
 
 COLUMNS = (
     Organization.id,
@@ -69,6 +70,7 @@ async def create_organization(principal: Principal, name: str, description: str)
             detail={"name": name},
         )
     await sync_bundled(org.id)
+    await sync_catalogue(organization_id=org.id)
     return {**await get_organization(principal, org.id), "role": Role.admin.name}
 
 

@@ -17,7 +17,15 @@ from server.credentials import service
 from server.settings import Settings
 
 KindName = Literal[
-    "ssh_key", "password", "become", "kubeconfig", "docker_tls", "vault_password", "registry", "llm_api_key"
+    "ssh_key",
+    "password",
+    "become",
+    "kubeconfig",
+    "docker_tls",
+    "vault_password",
+    "registry",
+    "stack_secrets",
+    "llm_api_key",
 ]
 Description = Annotated[str, msgspec.Meta(max_length=2000)]
 Inputs = Annotated[

@@ -23,6 +23,7 @@ URL = 2048
 PEM = 65_536
 PASSWORD = 4096
 KUBECONFIG = 262_144
+STACK_SECRETS = 262_144
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,11 @@ KINDS: dict[str, Kind] = {
                 "username": Field(),
                 "password": _PASSWORD,
             },
+        ),
+        Kind(
+            # The secret values of a stack deployment, as JSON; written by the stacks service.
+            "stack_secrets",
+            {"values": Field(secret=True, required=True, max_length=STACK_SECRETS)},
         ),
         Kind(
             "llm_api_key",

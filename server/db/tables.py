@@ -208,6 +208,57 @@ class RunEvent(Table, tablename="run_event"):
     data = JSON(default="{}")
 
 
+class Stack(Table, tablename="stack"):
+    """A stack definition of an organization; its documents live in versions (every change is one)."""
+
+    id = UUID(primary_key=True)
+    organization = ForeignKey(Organization, on_delete=OnDelete.cascade)
+    name = Varchar(length=100)
+    description = Text(default="")
+    category = Varchar(length=100, default="")
+    tags = JSON(default="[]")
+    targets = JSON(default="[]")
+    semver = Varchar(length=64, default="")
+    source = Varchar(length=20, default="manual")
+    latest_version = Integer(default=0)
+    created_by = UUID(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class StackVersion(Table, tablename="stack_version"):
+    id = UUID(primary_key=True)
+    stack = ForeignKey(Stack, on_delete=OnDelete.cascade)
+    version = Integer()
+    semver = Varchar(length=64, default="")
+    definition = JSON(default="{}")
+    checksum = Varchar(length=64)
+    created_by = UUID(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class Deployment(Table, tablename="deployment"):
+    """A stack deployed (or undeployed) on an inventory; its secret values sit in ``secrets`` (a credential)."""
+
+    id = UUID(primary_key=True)
+    organization = ForeignKey(Organization, on_delete=OnDelete.cascade)
+    stack = ForeignKey(Stack, on_delete=OnDelete.cascade)
+    stack_version = Integer(default=1)
+    name = Varchar(length=100)
+    target = Varchar(length=20)
+    inventory = ForeignKey(Inventory, null=True, on_delete=OnDelete.set_null)
+    credentials = JSON(default="[]")
+    parameters = JSON(default="{}")
+    plain_values = JSON(default="{}")
+    secrets = ForeignKey(Credential, null=True, on_delete=OnDelete.set_null)
+    playbook = ForeignKey(Playbook, null=True, on_delete=OnDelete.set_null)
+    state = Varchar(length=20, default="deployed")
+    last_run = UUID(null=True, default=None)
+    created_by = UUID(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
 class SchemaMigration(Table, tablename="windflow_migration"):
     name = Varchar(length=100, primary_key=True)
     applied_at = Timestamptz(default=TimestamptzNow())
@@ -228,5 +279,8 @@ TABLES: tuple[type[Table], ...] = (
     PlaybookVersion,
     Run,
     RunEvent,
+    Stack,
+    StackVersion,
+    Deployment,
     SchemaMigration,
 )

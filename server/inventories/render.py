@@ -13,6 +13,7 @@ deletes every one of them when the run ends.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import uuid
@@ -252,6 +253,10 @@ def _run_credential(rendered: Rendered, writer: _Writer, credential: Secret) -> 
             registry_username=credential.fields.get("username", ""),
             registry_password=credential.secret["password"],
         )
+        return {}
+    if credential.kind == "stack_secrets":
+        # A deployment's secret variables: read by the compiled playbook as windflow_secrets.
+        rendered.extra_vars["windflow_secrets"] = json.loads(credential.secret["values"])
         return {}
     field_name = "become_credential" if credential.kind == "become" else "credential"
     return writer.variables(credential.id, field_name)

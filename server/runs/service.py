@@ -28,7 +28,7 @@ from server.runs.status import RunStatus
 
 log = logging.getLogger(__name__)
 RUN_CREDENTIAL_KINDS = frozenset(
-    {"ssh_key", "password", "become", "vault_password", "registry", "kubeconfig", "docker_tls"}
+    {"ssh_key", "password", "become", "vault_password", "registry", "kubeconfig", "docker_tls", "stack_secrets"}
 )
 COLUMNS = (
     Run.id,
@@ -84,6 +84,42 @@ async def list_runs(
     return [_decode(r) for r in await page_of(query, page, size)], await counter
 
 
+async def check_target(
+    organization_id: uuid.UUID, inventory_id: uuid.UUID, options: RunOptions, errors: list[FieldError] | None = None
+) -> list[str]:
+    """The hosts a run of ``options`` on the inventory reaches; raises ValidationFailed (or fills ``errors``)."""
+    own = errors if errors is not None else []
+    inventory = (
+        await Inventory.select(Inventory.document)
+        .where(Inventory.id == inventory_id, Inventory.organization == organization_id)
+        .first()
+    )
+    targets: list[str] = []
+    if inventory is None:
+        own.append(FieldError("body.inventory_id", "no such inventory in this organization"))
+    else:
+        document = msgspec.json.decode(_raw(inventory["document"]), type=InventoryDocument)
+        try:
+            targets = select_hosts(document, options.limit or None, "body.limit")
+        except ValidationFailed as exc:
+            own += exc.errors
+    kinds = await credential_kinds(organization_id, options.credentials)
+    for index, credential_id in enumerate(options.credentials):
+        kind = kinds.get(credential_id)
+        if kind is None:
+            own.append(FieldError(f"body.credentials.{index}", "no such credential in this organization"))
+        elif kind not in RUN_CREDENTIAL_KINDS:
+            own.append(FieldError(f"body.credentials.{index}", f"a {kind} credential cannot be given to a run"))
+    for key in options.extra_vars:
+        if not VAR_NAME.fullmatch(key):
+            own.append(FieldError(f"body.extra_vars.{key}", "a variable name is letters, digits and _"))
+        elif SECRET_VAR.search(key):
+            own.append(FieldError(f"body.extra_vars.{key}", "looks like a secret; pass it as a credential"))
+    if errors is None and own:
+        raise ValidationFailed(f"{own[0].field}: {own[0].message}", own)
+    return targets
+
+
 async def _check_launch(
     organization_id: uuid.UUID,
     playbook_id: uuid.UUID,
@@ -98,32 +134,7 @@ async def _check_launch(
         field = "body.version" if version is not None and "version" in exc.detail else "body.playbook_id"
         errors.append(FieldError(field, exc.detail))
         playbook_version = {}
-    inventory = (
-        await Inventory.select(Inventory.document)
-        .where(Inventory.id == inventory_id, Inventory.organization == organization_id)
-        .first()
-    )
-    targets: list[str] = []
-    if inventory is None:
-        errors.append(FieldError("body.inventory_id", "no such inventory in this organization"))
-    else:
-        document = msgspec.json.decode(_raw(inventory["document"]), type=InventoryDocument)
-        try:
-            targets = select_hosts(document, options.limit or None, "body.limit")
-        except ValidationFailed as exc:
-            errors += exc.errors
-    kinds = await credential_kinds(organization_id, options.credentials)
-    for index, credential_id in enumerate(options.credentials):
-        kind = kinds.get(credential_id)
-        if kind is None:
-            errors.append(FieldError(f"body.credentials.{index}", "no such credential in this organization"))
-        elif kind not in RUN_CREDENTIAL_KINDS:
-            errors.append(FieldError(f"body.credentials.{index}", f"a {kind} credential cannot be given to a run"))
-    for key in options.extra_vars:
-        if not VAR_NAME.fullmatch(key):
-            errors.append(FieldError(f"body.extra_vars.{key}", "a variable name is letters, digits and _"))
-        elif SECRET_VAR.search(key):
-            errors.append(FieldError(f"body.extra_vars.{key}", "looks like a secret; pass it as a credential"))
+    targets = await check_target(organization_id, inventory_id, options, errors)
     if errors:
         raise ValidationFailed(f"{errors[0].field}: {errors[0].message}", errors)
     return {**playbook_version, "targets": targets}
@@ -145,30 +156,55 @@ async def launch_run(
     """Write the run (``pending``), then queue it; a queue that is down leaves it for recovery."""
     organization_id = principal.current_organization()
     playbook_version = await _check_launch(organization_id, playbook_id, version, inventory_id, options)
+    async with atomic():
+        run_id = await insert_run(
+            principal,
+            playbook_id,
+            playbook_version["version_id"],
+            playbook_version["version"],
+            inventory_id,
+            options,
+            playbook_version["targets"],
+            relaunch_of,
+        )
+    await enqueue_or_defer(queue, run_id)
+    return await get_run(principal, run_id)
+
+
+async def insert_run(
+    principal: Principal,
+    playbook_id: uuid.UUID,
+    version_id: uuid.UUID,
+    version: int,
+    inventory_id: uuid.UUID,
+    options: RunOptions,
+    targets: list[str],
+    relaunch_of: uuid.UUID | None = None,
+) -> uuid.UUID:
+    """Write a pending run and its audit row, inside the caller's transaction; the caller queues it."""
+    organization_id = principal.current_organization()
     run = Run(
         organization=organization_id,
         playbook=playbook_id,
-        playbook_version=playbook_version["version_id"],
+        playbook_version=version_id,
         inventory=inventory_id,
         options=msgspec.json.encode(options).decode(),
-        targets=json.dumps(playbook_version["targets"]),
+        targets=json.dumps(targets),
         status=RunStatus.pending,
         attempts=1,
         relaunch_of=relaunch_of,
         created_by=principal.user_id,
     )
-    async with atomic():
-        await run.save()
-        await audit.record(
-            "run.relaunch" if relaunch_of else "run.launch",
-            actor=principal,
-            organization_id=organization_id,
-            target_type="run",
-            target_id=run.id,
-            detail={"playbook_id": str(playbook_id), "version": playbook_version["version"]},
-        )
-    await enqueue_or_defer(queue, run.id)
-    return await get_run(principal, run.id)
+    await run.save()
+    await audit.record(
+        "run.relaunch" if relaunch_of else "run.launch",
+        actor=principal,
+        organization_id=organization_id,
+        target_type="run",
+        target_id=run.id,
+        detail={"playbook_id": str(playbook_id), "version": version},
+    )
+    return run.id
 
 
 async def enqueue_or_defer(queue: RunQueue, run_id: uuid.UUID, delay: float = 0) -> bool:

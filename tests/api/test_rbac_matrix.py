@@ -42,6 +42,8 @@ class World:
     credential: str = ""
     playbook: str = ""
     run: str = ""
+    stack: str = ""
+    deployment: str = ""
 
     async def disposable_user(self, organization: str) -> str:
         """A fresh viewer, for calls that delete, demote or add their target."""
@@ -61,9 +63,20 @@ class World:
             body |= {"content": "- hosts: all\n  gather_facts: false\n  tasks: []\n"}
         if what == "run":
             body = {"playbook_id": self.playbook, "inventory_id": self.inventory}
-        collection = {"inventory": "inventories", "credential": "credentials", "playbook": "playbooks", "run": "runs"}[
-            what
-        ]
+        if what == "stack":
+            body |= {"compose": STACK_COMPOSE}
+        if what == "deployment":
+            body = {"inventory_id": self.inventory, "target": "docker", "name": f"matrix-{serial}"}
+            response = await self.client.post(f"/api/v1/stacks/{self.stack}/deploy", json=body, headers=headers)
+            assert response.status_code == 201, response.text
+            return str(response.json()["deployment"]["id"])
+        collection = {
+            "inventory": "inventories",
+            "credential": "credentials",
+            "playbook": "playbooks",
+            "run": "runs",
+            "stack": "stacks",
+        }[what]
         response = await self.client.post(f"/api/v1/{collection}", json=body, headers=headers)
         assert response.status_code == 201, response.text
         return str(response.json()["id"])
@@ -88,6 +101,8 @@ class Case:
             cred=world.credential,
             pb=world.playbook,
             run=world.run,
+            stack=world.stack,
+            dep=world.deployment,
         )
 
     async def payload(self, world: World, counter: list[int]) -> dict[str, Any] | None:
@@ -95,13 +110,18 @@ class Case:
             return {"user_id": await world.disposable_user(world.org_b), "role": "viewer"}
         if self.method == "POST" and self.path == "/api/v1/runs":
             return {"playbook_id": world.playbook, "inventory_id": world.inventory}
+        if self.method == "POST" and self.path.endswith("/deploy"):
+            return {"inventory_id": world.inventory, "target": "docker", "name": f"matrix-{new_email(counter)[6:-14]}"}
         if self.method == "POST" and self.path.endswith("/users"):
             return {**(self.body or {}), "email": new_email(counter)}
         if self.method == "POST" and self.path.endswith(
-            ("/organizations", "/inventories", "/import", "/credentials", "/playbooks")
+            ("/organizations", "/inventories", "/import", "/credentials", "/playbooks", "/stacks")
         ):
             return {**(self.body or {}), "name": new_email(counter)}
         return self.body
+
+
+STACK_COMPOSE = "services:\n  web:\n    image: busybox:1\n"
 
 
 def new_email(counter: list[int]) -> str:
@@ -176,6 +196,35 @@ CASES = [
     Case("GET", "/api/v1/runs/{run}/stdout", expect(200, 200, 200, 404)),
     Case("POST", "/api/v1/runs/{target}/cancel", expect(200, 200, 403, 404), disposable="run"),
     Case("POST", "/api/v1/runs/{run}/relaunch", expect(201, 201, 403, 404), body={"hosts": "all"}),
+    # Viewers read stacks, forms, diffs and deployments; operators write, compile, deploy and undeploy.
+    Case("GET", "/api/v1/stacks", expect(200, 200, 200, 200)),
+    Case("POST", "/api/v1/stacks", expect(201, 201, 403, 201), body={"compose": STACK_COMPOSE}),
+    Case("GET", "/api/v1/stacks/{stack}", expect(200, 200, 200, 404)),
+    Case("PATCH", "/api/v1/stacks/{stack}", expect(200, 200, 403, 404), body={"compose": STACK_COMPOSE}),
+    Case("DELETE", "/api/v1/stacks/{target}", expect(204, 204, 403, 404), disposable="stack"),
+    Case("GET", "/api/v1/stacks/{stack}/versions", expect(200, 200, 200, 404)),
+    Case("GET", "/api/v1/stacks/{stack}/versions/1", expect(200, 200, 200, 404)),
+    Case("GET", "/api/v1/stacks/{stack}/form", expect(200, 200, 200, 404)),
+    Case("POST", "/api/v1/stacks/{stack}/compile", expect(200, 200, 403, 404), body={"target": "docker"}),
+    Case(
+        "POST",
+        "/api/v1/stacks/{stack}/diff",
+        expect(200, 200, 200, 404),
+        body={"target": "docker", "from_version": 1, "to_version": 1},
+    ),
+    Case("POST", "/api/v1/stacks/{stack}/deploy", expect(201, 201, 403, 404)),
+    Case("GET", "/api/v1/stacks/{stack}/deployments", expect(200, 200, 200, 404)),
+    Case("GET", "/api/v1/stacks/{stack}/deployments/{dep}", expect(200, 200, 200, 404)),
+    Case("POST", "/api/v1/stacks/{stack}/deployments/{dep}/redeploy", expect(201, 201, 403, 404), body={}),
+    Case(
+        "POST",
+        "/api/v1/stacks/{stack}/deployments/{target}/undeploy",
+        expect(201, 201, 403, 404),
+        body={},
+        disposable="deployment",
+    ),
+    # 409: a deployment is forgotten only once it is undeployed
+    Case("DELETE", "/api/v1/stacks/{stack}/deployments/{target}", expect(409, 409, 403, 404), disposable="deployment"),
 ]
 
 
@@ -196,6 +245,8 @@ async def build_world(client: AsyncTestClient[Any]) -> World:
     world.credential = await world.disposable("credential")
     world.playbook = await world.disposable("playbook")
     world.run = await world.disposable("run")
+    world.stack = await world.disposable("stack")
+    world.deployment = await world.disposable("deployment")
     return world
 
 
@@ -234,6 +285,8 @@ async def test_matrix_covers_every_guarded_route(admin_client: AsyncTestClient[A
         "{cred}": "{credential_id}",
         "{pb}": "{playbook_id}",
         "{run}": "{run_id}",
+        "{stack}": "{stack_id}",
+        "{dep}": "{deployment_id}",
         "/versions/1": "/versions/{version:int}",
     }
     targets = {
@@ -242,6 +295,8 @@ async def test_matrix_covers_every_guarded_route(admin_client: AsyncTestClient[A
         "credential": "{credential_id}",
         "playbook": "{playbook_id}",
         "run": "{run_id}",
+        "stack": "{stack_id}",
+        "deployment": "{deployment_id}",
     }
 
     def template(path: str, disposable: str = "") -> str:

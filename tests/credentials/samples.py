@@ -102,6 +102,7 @@ def valid_inputs(kind: str, tmp_path: Path) -> dict[str, Any]:
         "vault_password": {"vault_id": "prod", "password": "pw-s3cr3t-vault-5e6f"},
         "registry": {"url": "registry.example.com:5000", "username": "ci", "password": "pw-s3cr3t-registry-7a8b"},
         "llm_api_key": {"provider": "openai", "model": "gpt-4o", "api_key": "sk-s3cr3t-llm-9c0d"},
+        "stack_secrets": {"values": '{"db_password": "pw-s3cr3t-stack-1e2f"}'},
     }[kind]
 
 

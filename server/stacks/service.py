@@ -1,0 +1,754 @@
+"""Stacks of an organization, their versions, compiles and deployments.
+
+A stack's definition lives in its versions, like a playbook's content: a change of the document
+adds the next version. Compiling stores the playbook as a ``generated`` playbook version (the
+same bytes add no version). A deployment is a stack compiled for one target and launched on an
+inventory through the run engine; its plain values are stored as they are, its secret values
+(passwords, generated or given) in a ``stack_secrets`` credential, encrypted, never returned and
+handed to the run as ``windflow_secrets``. Redeploy keeps the values it is not given, generated
+passwords included; undeploy compiles the removal and launches it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from server import audit
+from server.auth.principal import Principal
+from server.auth.service import utcnow
+from server.credentials import kinds
+from server.credentials.service import seal_secret, unseal_secret
+from server.db.engine import atomic
+from server.db.pages import page_of
+from server.db.tables import Credential, Deployment, Playbook, PlaybookVersion, Run, Stack, StackVersion
+from server.errors import Conflict, NotFound, ValidationFailed
+from server.playbooks.service import checksum_of, insert_playbook, save_version
+from server.runs.queue import RunQueue
+from server.runs.service import check_target, enqueue_or_defer, get_run, insert_run
+from server.runs.spec import RunOptions
+from server.stacks.compiler import Compiled, compile_stack
+from server.stacks.spec import Definition, definition_checksum, from_compose, parse_definition
+from server.stacks.variables import form_schema, resolve
+
+SUMMARY = (
+    Stack.id,
+    Stack.organization,
+    Stack.name,
+    Stack.description,
+    Stack.category,
+    Stack.tags,
+    Stack.targets,
+    Stack.semver,
+    Stack.source,
+    Stack.latest_version,
+    Stack.created_at,
+    Stack.updated_at,
+)
+DEPLOYMENT = (
+    Deployment.id,
+    Deployment.organization,
+    Deployment.stack,
+    Deployment.stack_version,
+    Deployment.name,
+    Deployment.target,
+    Deployment.inventory,
+    Deployment.credentials,
+    Deployment.parameters,
+    Deployment.plain_values,
+    Deployment.playbook,
+    Deployment.state,
+    Deployment.last_run,
+    Deployment.created_at,
+    Deployment.updated_at,
+)
+_definitions: dict[str, Definition] = {}
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _decode(row: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    out["organization_id"] = out.pop("organization")
+    for key in ("tags", "targets"):
+        out[key] = _json(out[key])
+    return out
+
+
+def definition_of(document: Mapping[str, Any]) -> Definition:
+    """A stored (already valid) document as a Definition, parsed once per process."""
+    checksum = definition_checksum(document)
+    cached = _definitions.get(checksum)
+    if cached is None:
+        if len(_definitions) > 512:
+            _definitions.clear()
+        cached = _definitions[checksum] = parse_definition(document, "definition")
+    return cached
+
+
+def parse_input(definition: str | Mapping[str, Any] | None, compose: str | None, name: str | None) -> Definition:
+    """The body of a create or update: a definition (text or object), or a compose file and a name."""
+    if definition is not None and compose is not None:
+        raise ValidationFailed.for_field("body.compose", "give either definition or compose, not both")
+    if compose is not None:
+        if not name:
+            raise ValidationFailed.for_field("body.name", "is required with compose")
+        return from_compose(compose, name)
+    if definition is None:
+        raise ValidationFailed.for_field("body.definition", "is required (or compose with name)")
+    parsed = parse_definition(definition)
+    check_defaults(parsed)
+    return parsed
+
+
+def check_defaults(definition: Definition) -> None:
+    """Compile the stack with its defaults for every target it supports, so shape errors show now.
+
+    Values a user must give (required, no default) are not known yet: then only the template's
+    syntax was checked, and the rest waits for the first compile.
+    """
+    try:
+        values = resolve(definition.variables, {}, "body.definition.variables")
+    except ValidationFailed:
+        return
+    for target in definition.metadata.targets:
+        try:
+            compile_stack(definition, values, target, path="body")
+        except ValidationFailed as exc:
+            errors = [
+                type(e)(e.field.replace("template.", "body.definition.template.", 1), e.message)
+                if e.field.startswith("template.")
+                else e
+                for e in exc.errors
+            ]
+            raise ValidationFailed(f"{errors[0].field}: {errors[0].message}", errors) from None
+
+
+async def _summary(organization_id: uuid.UUID, stack_id: uuid.UUID) -> dict[str, Any]:
+    row = await Stack.select(*SUMMARY).where(Stack.id == stack_id, Stack.organization == organization_id).first()
+    if row is None:
+        raise NotFound("stack not found")
+    return _decode(row)
+
+
+async def _document(stack_id: uuid.UUID, version: int) -> dict[str, Any] | None:
+    row = (
+        await StackVersion.select(StackVersion.definition)
+        .where(StackVersion.stack == stack_id, StackVersion.version == version)
+        .first()
+    )
+    return None if row is None else dict(_json(row["definition"]))
+
+
+async def load(
+    organization_id: uuid.UUID, stack_id: uuid.UUID, version: int | None = None
+) -> tuple[dict[str, Any], int, Definition]:
+    stack = await _summary(organization_id, stack_id)
+    number = stack["latest_version"] if version is None else version
+    document = await _document(stack_id, number)
+    if document is None:
+        raise NotFound(f"this stack has no version {number}")
+    return stack, number, definition_of(document)
+
+
+def _read(stack: dict[str, Any], definition: Definition, version: int) -> dict[str, Any]:
+    return {
+        **stack,
+        "version": version,
+        "definition": definition.source,
+        "deployment_notes": definition.deployment_notes,
+        "variables": list(definition.variables),
+    }
+
+
+async def list_stacks(
+    principal: Principal, page: int, size: int, category: str | None = None, search: str | None = None
+) -> tuple[list[dict[str, Any]], int]:
+    organization_id = principal.current_organization()
+    query = Stack.select(*SUMMARY).where(Stack.organization == organization_id).order_by(Stack.name)
+    counter = Stack.count().where(Stack.organization == organization_id)
+    if category:
+        query, counter = query.where(Stack.category == category), counter.where(Stack.category == category)
+    if search:
+        pattern = "%" + search.replace("%", "").replace("_", "") + "%"
+        query, counter = query.where(Stack.name.ilike(pattern)), counter.where(Stack.name.ilike(pattern))
+    rows = await page_of(query, page, size)
+    return [_decode(row) for row in rows], await counter
+
+
+async def get_stack(principal: Principal, stack_id: uuid.UUID, version: int | None = None) -> dict[str, Any]:
+    stack, number, definition = await load(principal.current_organization(), stack_id, version)
+    return _read(stack, definition, number)
+
+
+def _stack_values(definition: Definition) -> dict[Any, Any]:
+    meta = definition.metadata
+    return {
+        Stack.name: meta.name,
+        Stack.description: meta.description,
+        Stack.category: meta.category,
+        Stack.tags: json.dumps(list(meta.tags)),
+        Stack.targets: json.dumps(list(meta.targets)),
+        Stack.semver: meta.version,
+    }
+
+
+async def insert_stack(
+    organization_id: uuid.UUID, definition: Definition, source: str, actor: Principal | None
+) -> uuid.UUID:
+    if await Stack.exists().where(Stack.organization == organization_id, Stack.name == definition.metadata.name):
+        raise Conflict(f"a stack named {definition.metadata.name!r} already exists in this organization")
+    user_id = actor.user_id if actor else None
+    stack = Stack(organization=organization_id, source=source, latest_version=1, created_by=user_id)
+    for column, value in _stack_values(definition).items():
+        setattr(stack, column._meta.name, value)
+    async with atomic():
+        await stack.save()
+        await StackVersion.insert(
+            StackVersion(
+                stack=stack.id,
+                version=1,
+                semver=definition.metadata.version,
+                definition=json.dumps(definition.source),
+                checksum=definition.checksum,
+                created_by=user_id,
+            )
+        )
+        await _audit("stack.create", actor, organization_id, "stack", stack.id, {"name": definition.metadata.name})
+    return stack.id
+
+
+async def save_stack_version(
+    current: dict[str, Any], definition: Definition, actor: Principal | None, source: str | None = None
+) -> int:
+    """Store ``definition`` as the next version when it differs from the latest; returns the latest number."""
+    latest = await _document(current["id"], current["latest_version"])
+    if (
+        latest is not None
+        and definition_checksum(latest) == definition.checksum
+        and source in (None, current["source"])
+    ):
+        return int(current["latest_version"])
+    if definition.metadata.name != current["name"] and await Stack.exists().where(
+        Stack.organization == current["organization_id"],
+        Stack.name == definition.metadata.name,
+        Stack.id != current["id"],
+    ):
+        raise Conflict(f"a stack named {definition.metadata.name!r} already exists in this organization")
+    version = int(current["latest_version"])
+    user_id = actor.user_id if actor else None
+    values = _stack_values(definition)
+    async with atomic():
+        if latest is None or definition_checksum(latest) != definition.checksum:
+            version += 1
+            await StackVersion.insert(
+                StackVersion(
+                    stack=current["id"],
+                    version=version,
+                    semver=definition.metadata.version,
+                    definition=json.dumps(definition.source),
+                    checksum=definition.checksum,
+                    created_by=user_id,
+                )
+            )
+        if source is not None:
+            values[Stack.source] = source
+        await Stack.update({**values, Stack.latest_version: version, Stack.updated_at: utcnow()}).where(
+            Stack.id == current["id"]
+        )
+        detail = {"name": definition.metadata.name, "version": version}
+        await _audit("stack.update", actor, current["organization_id"], "stack", current["id"], detail)
+    return version
+
+
+async def create_stack(
+    principal: Principal, definition: str | Mapping[str, Any] | None, compose: str | None, name: str | None
+) -> dict[str, Any]:
+    parsed = parse_input(definition, compose, name)
+    source = "compose" if compose is not None else "manual"
+    stack_id = await insert_stack(principal.current_organization(), parsed, source, principal)
+    return await get_stack(principal, stack_id)
+
+
+async def update_stack(
+    principal: Principal, stack_id: uuid.UUID, definition: str | Mapping[str, Any] | None, compose: str | None
+) -> dict[str, Any]:
+    current = await _summary(principal.current_organization(), stack_id)
+    parsed = parse_input(definition, compose, current["name"])
+    source = "manual" if current["source"] == "catalogue" else None  # edited: the catalogue leaves it alone
+    await save_stack_version(current, parsed, principal, source)
+    return await get_stack(principal, stack_id)
+
+
+async def delete_stack(principal: Principal, stack_id: uuid.UUID) -> None:
+    current = await _summary(principal.current_organization(), stack_id)
+    live = await Deployment.select(Deployment.name).where(Deployment.stack == stack_id, Deployment.state == "deployed")
+    if live:
+        names = ", ".join(sorted(row["name"] for row in live))
+        raise Conflict(f"the stack is deployed ({names}); undeploy first")
+    secrets = [
+        row["secrets"] for row in await Deployment.select(Deployment.secrets).where(Deployment.stack == stack_id)
+    ]
+    async with atomic():
+        await Stack.delete().where(Stack.id == stack_id)
+        if any(secrets):
+            await Credential.delete().where(Credential.id.is_in([s for s in secrets if s]))
+        await _audit(
+            "stack.delete", principal, current["organization_id"], "stack", stack_id, {"name": current["name"]}
+        )
+
+
+async def list_versions(
+    principal: Principal, stack_id: uuid.UUID, page: int, size: int
+) -> tuple[list[dict[str, Any]], int]:
+    await _summary(principal.current_organization(), stack_id)
+    query = (
+        StackVersion.select(
+            StackVersion.version,
+            StackVersion.semver,
+            StackVersion.checksum,
+            StackVersion.created_by,
+            StackVersion.created_at,
+        )
+        .where(StackVersion.stack == stack_id)
+        .order_by(StackVersion.version, ascending=False)
+    )
+    rows = await page_of(query, page, size)
+    total = await StackVersion.count().where(StackVersion.stack == stack_id)
+    return [{**row, "stack_id": stack_id} for row in rows], total
+
+
+async def form(principal: Principal, stack_id: uuid.UUID, version: int | None = None) -> dict[str, Any]:
+    stack, _, definition = await load(principal.current_organization(), stack_id, version)
+    return form_schema(definition.variables, stack["name"], definition.metadata.description)
+
+
+# --- compile -------------------------------------------------------------------------------
+
+
+async def _store_playbook(
+    principal: Principal, name: str, description: str, compiled: Compiled
+) -> tuple[uuid.UUID, int, uuid.UUID]:
+    """The compiled playbook as a version of the generated playbook ``name``; (id, version, version id)."""
+    organization_id = principal.current_organization()
+    row = (
+        await Playbook.select(Playbook.id, Playbook.name, Playbook.source, Playbook.latest_version)
+        .where(Playbook.organization == organization_id, Playbook.name == name)
+        .first()
+    )
+    if row is None:
+        playbook_id = await insert_playbook(
+            organization_id, name, description, compiled.content, "generated", principal
+        )
+        version = 1
+    else:
+        if row["source"] != "generated":
+            raise Conflict(f"a playbook named {name!r} exists and was not generated; rename it first")
+        playbook_id = row["id"]
+        latest = (
+            await PlaybookVersion.select(PlaybookVersion.checksum)
+            .where(PlaybookVersion.playbook == playbook_id, PlaybookVersion.version == row["latest_version"])
+            .first()
+        )
+        version = int(row["latest_version"])
+        if latest is None or latest["checksum"] != checksum_of(compiled.content):
+            current = {**row, "organization_id": organization_id}
+            version = await save_version(current, compiled.content, {}, principal)
+    version_row = (
+        await PlaybookVersion.select(PlaybookVersion.id)
+        .where(PlaybookVersion.playbook == playbook_id, PlaybookVersion.version == version)
+        .first()
+    )
+    assert version_row is not None  # noqa: S101 - written just above
+    return playbook_id, version, version_row["id"]
+
+
+async def compile_playbook(
+    principal: Principal,
+    stack_id: uuid.UUID,
+    target: str,
+    values: Mapping[str, Any],
+    parameters: Mapping[str, Any],
+    version: int | None = None,
+    action: str = "deploy",
+    remove_volumes: bool = False,
+) -> dict[str, Any]:
+    stack, number, definition = await load(principal.current_organization(), stack_id, version)
+    resolved = resolve(definition.variables, values, "body.values")
+    compiled = compile_stack(
+        definition, resolved, target, action=action, parameters=parameters, remove_volumes=remove_volumes
+    )
+    suffix = "" if action == "deploy" else " (undeploy)"
+    name = f"{stack['name']}: {target}{suffix}"[:100]
+    playbook_id, playbook_version, _ = await _store_playbook(
+        principal, name, f"Compiled from stack {stack['name']} for {target}.", compiled
+    )
+    return {
+        "stack_id": stack_id,
+        "stack_version": number,
+        "target": target,
+        "action": action,
+        "project": compiled.project,
+        "playbook_id": playbook_id,
+        "version": playbook_version,
+        "content": compiled.content,
+        "checksum": compiled.checksum,
+        "secrets": list(compiled.secrets),
+        "deployment_notes": compiled.notes,
+    }
+
+
+# --- deployments ----------------------------------------------------------------------------
+
+
+def _deployment(row: Mapping[str, Any], run: Mapping[str, Any] | None) -> dict[str, Any]:
+    out = dict(row)
+    out["organization_id"] = out.pop("organization")
+    out["stack_id"] = out.pop("stack")
+    out["inventory_id"] = out.pop("inventory")
+    out["playbook_id"] = out.pop("playbook")
+    out["last_run_id"] = out.pop("last_run")
+    out["values"] = _json(out.pop("plain_values"))
+    for key in ("credentials", "parameters"):
+        out[key] = _json(out[key])
+    run_status = run["status"] if run else None
+    out["last_run_status"] = run_status
+    out["status"] = _status(out["state"], run_status)
+    return out
+
+
+def _status(state: str, run_status: str | None) -> str:
+    """What a user wants to know: deploying, deployed, failed, undeploying, undeployed."""
+    if run_status in ("pending", "running"):
+        return "deploying" if state == "deployed" else "undeploying"
+    if run_status == "successful" or run_status is None:
+        return state
+    return "failed" if state == "deployed" else "undeploy_failed"
+
+
+async def _runs(run_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
+    if not run_ids:
+        return {}
+    rows = await Run.select(Run.id, Run.status).where(Run.id.is_in(run_ids))
+    return {row["id"]: row for row in rows}
+
+
+async def list_deployments(
+    principal: Principal, stack_id: uuid.UUID, page: int, size: int
+) -> tuple[list[dict[str, Any]], int]:
+    organization_id = principal.current_organization()
+    await _summary(organization_id, stack_id)
+    query = Deployment.select(*DEPLOYMENT).where(Deployment.stack == stack_id).order_by(Deployment.name)
+    rows = await page_of(query, page, size)
+    runs = await _runs([row["last_run"] for row in rows if row["last_run"]])
+    total = await Deployment.count().where(Deployment.stack == stack_id)
+    return [_deployment(row, runs.get(row["last_run"])) for row in rows], total
+
+
+async def _deployment_row(organization_id: uuid.UUID, stack_id: uuid.UUID, deployment_id: uuid.UUID) -> dict[str, Any]:
+    row = (
+        await Deployment.select(*DEPLOYMENT, Deployment.secrets)
+        .where(Deployment.id == deployment_id, Deployment.stack == stack_id, Deployment.organization == organization_id)
+        .first()
+    )
+    if row is None:
+        raise NotFound("deployment not found")
+    return dict(row)
+
+
+async def get_deployment(principal: Principal, stack_id: uuid.UUID, deployment_id: uuid.UUID) -> dict[str, Any]:
+    row = await _deployment_row(principal.current_organization(), stack_id, deployment_id)
+    row.pop("secrets")
+    runs = await _runs([row["last_run"]] if row["last_run"] else [])
+    return _deployment(row, runs.get(row["last_run"]))
+
+
+def _split(definition: Definition, values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    plain = {k: v for k, v in values.items() if k in definition.variables and not definition.variables[k].secret}
+    secret = {k: v for k, v in values.items() if k in definition.variables and definition.variables[k].secret}
+    return plain, secret
+
+
+def _secrets_row(
+    secret_key: str, organization_id: uuid.UUID, name: str, values: Mapping[str, Any], user_id: uuid.UUID | None
+) -> Credential:
+    credential_id = uuid.uuid4()
+    checked = kinds.check(secret_key, "stack_secrets", {"values": json.dumps(dict(values), sort_keys=True)})
+    return Credential(
+        id=credential_id,
+        organization=organization_id,
+        name=name[:100],
+        kind="stack_secrets",
+        description="Secret values of a stack deployment (managed by WindFlow).",
+        fields="{}",
+        secret=seal_secret(secret_key, credential_id, checked.secret),
+        fingerprint=checked.fingerprint,
+        created_by=user_id,
+    )
+
+
+async def _previous_secrets(secret_key: str, credential_id: uuid.UUID | None) -> dict[str, Any]:
+    if credential_id is None:
+        return {}
+    row = await Credential.select(Credential.secret).where(Credential.id == credential_id).first()
+    if row is None:
+        return {}
+    values: dict[str, Any] = json.loads(unseal_secret(secret_key, credential_id, row["secret"])["values"])
+    return values
+
+
+async def deploy(
+    principal: Principal,
+    queue: RunQueue,
+    secret_key: str,
+    stack_id: uuid.UUID,
+    *,
+    target: str,
+    inventory_id: uuid.UUID,
+    values: Mapping[str, Any],
+    parameters: Mapping[str, Any],
+    options: RunOptions,
+    name: str | None = None,
+    version: int | None = None,
+) -> dict[str, Any]:
+    """Compile the stack for ``target`` and launch it on the inventory, as a new deployment."""
+    organization_id = principal.current_organization()
+    stack, number, definition = await load(organization_id, stack_id, version)
+    resolved = resolve(definition.variables, values, "body.values")
+    given = dict(parameters)
+    if name:
+        given.setdefault("project", name)
+    compiled = compile_stack(definition, resolved, target, parameters=given)
+    if await Deployment.exists().where(Deployment.organization == organization_id, Deployment.name == compiled.project):
+        raise Conflict(f"a deployment named {compiled.project!r} already exists; redeploy it or choose another name")
+    targets = await check_target(organization_id, inventory_id, options)
+    plain, secret = _split(definition, resolved)
+    deployment = Deployment(
+        organization=organization_id,
+        stack=stack_id,
+        stack_version=number,
+        name=compiled.project,
+        target=target,
+        inventory=inventory_id,
+        credentials=json.dumps([str(c) for c in options.credentials]),
+        parameters=json.dumps(given),
+        plain_values=json.dumps(plain, default=str),
+        state="deployed",
+        created_by=principal.user_id,
+    )
+    async with atomic():
+        if secret:
+            credential = _secrets_row(
+                secret_key, organization_id, f"deployment {compiled.project} secrets", secret, principal.user_id
+            )
+            await credential.save()
+            deployment.secrets = credential.id
+        await deployment.save()
+        run_id = await _launch(principal, deployment, stack["name"], compiled, options, targets, deployment.secrets)
+        detail = {"stack": stack["name"], "target": target, "stack_version": number}
+        await _audit("deployment.create", principal, organization_id, "deployment", deployment.id, detail)
+    await enqueue_or_defer(queue, run_id)
+    return await _with_run(principal, stack_id, deployment.id, run_id)
+
+
+async def _launch(
+    principal: Principal,
+    deployment: Deployment | Mapping[str, Any],
+    stack_name: str,
+    compiled: Compiled,
+    options: RunOptions,
+    targets: list[str],
+    secrets_id: uuid.UUID | None,
+) -> uuid.UUID:
+    """Inside the caller's transaction: store the playbook version, write the run, link it."""
+    project = compiled.project
+    suffix = "" if compiled.action == "deploy" else " (undeploy)"
+    playbook_name = f"deployment {project}{suffix}"[:100]
+    description = f"{compiled.action.capitalize()} of stack {stack_name} as {project} on {compiled.target}."
+    playbook_id, version, version_id = await _store_playbook(principal, playbook_name, description, compiled)
+    if secrets_id is not None and secrets_id not in options.credentials:
+        options = RunOptions(**{**_options_dict(options), "credentials": [*options.credentials, secrets_id]})
+    inventory_id = deployment["inventory"] if isinstance(deployment, Mapping) else deployment.inventory
+    deployment_id = deployment["id"] if isinstance(deployment, Mapping) else deployment.id
+    run_id = await insert_run(principal, playbook_id, version_id, version, inventory_id, options, targets)
+    await Deployment.update(
+        {Deployment.last_run: run_id, Deployment.playbook: playbook_id, Deployment.updated_at: utcnow()}
+    ).where(Deployment.id == deployment_id)
+    return run_id
+
+
+def _options_dict(options: RunOptions) -> dict[str, Any]:
+    return msgspec.structs.asdict(options)
+
+
+async def _with_run(
+    principal: Principal, stack_id: uuid.UUID, deployment_id: uuid.UUID, run_id: uuid.UUID
+) -> dict[str, Any]:
+    return {
+        "deployment": await get_deployment(principal, stack_id, deployment_id),
+        "run": await get_run(principal, run_id),
+    }
+
+
+async def redeploy(
+    principal: Principal,
+    queue: RunQueue,
+    secret_key: str,
+    stack_id: uuid.UUID,
+    deployment_id: uuid.UUID,
+    *,
+    values: Mapping[str, Any],
+    parameters: Mapping[str, Any] | None,
+    version: int | None,
+    options: RunOptions | None,
+) -> dict[str, Any]:
+    """Deploy again, with the stack's latest version unless told otherwise; unspecified values are kept."""
+    organization_id = principal.current_organization()
+    row = await _deployment_row(organization_id, stack_id, deployment_id)
+    if row["inventory"] is None:
+        raise Conflict("the deployment's inventory was deleted; deploy the stack again under a new name")
+    stack, number, definition = await load(organization_id, stack_id, version)
+    previous = {**_json(row["plain_values"]), **await _previous_secrets(secret_key, row["secrets"])}
+    resolved = resolve(definition.variables, values, "body.values", previous=previous)
+    given = {**_json(row["parameters"]), **(parameters or {}), "project": row["name"]}
+    compiled = compile_stack(definition, resolved, row["target"], parameters=given)
+    run_options = options or RunOptions(credentials=[uuid.UUID(c) for c in _json(row["credentials"])])
+    targets = await check_target(organization_id, row["inventory"], run_options)
+    plain, secret = _split(definition, resolved)
+    async with atomic():
+        secrets_id = row["secrets"]
+        if secret:
+            credential = _secrets_row(
+                secret_key, organization_id, f"deployment {row['name']} secrets", secret, principal.user_id
+            )
+            if secrets_id is None:
+                await credential.save()
+                secrets_id = credential.id
+            else:
+                sealed = seal_secret(secret_key, secrets_id, {"values": json.dumps(secret, sort_keys=True)})
+                await Credential.update(
+                    {
+                        Credential.secret: sealed,
+                        Credential.fingerprint: credential.fingerprint,
+                        Credential.updated_at: utcnow(),
+                    }
+                ).where(Credential.id == secrets_id)
+        await Deployment.update(
+            {
+                Deployment.stack_version: number,
+                Deployment.plain_values: json.dumps(plain, default=str),
+                Deployment.parameters: json.dumps(given),
+                Deployment.credentials: json.dumps([str(c) for c in run_options.credentials if c != secrets_id]),
+                Deployment.secrets: secrets_id,
+                Deployment.state: "deployed",
+            }
+        ).where(Deployment.id == deployment_id)
+        run_id = await _launch(principal, row, stack["name"], compiled, run_options, targets, secrets_id)
+        detail = {"stack": stack["name"], "stack_version": number}
+        await _audit("deployment.redeploy", principal, organization_id, "deployment", deployment_id, detail)
+    await enqueue_or_defer(queue, run_id)
+    return await _with_run(principal, stack_id, deployment_id, run_id)
+
+
+async def undeploy(
+    principal: Principal,
+    queue: RunQueue,
+    secret_key: str,
+    stack_id: uuid.UUID,
+    deployment_id: uuid.UUID,
+    *,
+    remove_volumes: bool,
+) -> dict[str, Any]:
+    """Launch the removal of what the deployment created (its volumes only when asked)."""
+    organization_id = principal.current_organization()
+    row = await _deployment_row(organization_id, stack_id, deployment_id)
+    if row["inventory"] is None:
+        raise Conflict("the deployment's inventory was deleted; nothing can be reached to undeploy")
+    stack, _, definition = await load(organization_id, stack_id, row["stack_version"])
+    previous = {**_json(row["plain_values"]), **await _previous_secrets(secret_key, row["secrets"])}
+    resolved = resolve(definition.variables, {}, "body.values", previous=previous)
+    given = {**_json(row["parameters"]), "project": row["name"]}
+    compiled = compile_stack(
+        definition, resolved, row["target"], action="undeploy", parameters=given, remove_volumes=remove_volumes
+    )
+    options = RunOptions(credentials=[uuid.UUID(c) for c in _json(row["credentials"])])
+    targets = await check_target(organization_id, row["inventory"], options)
+    async with atomic():
+        await Deployment.update({Deployment.state: "undeployed"}).where(Deployment.id == deployment_id)
+        run_id = await _launch(principal, row, stack["name"], compiled, options, targets, row["secrets"])
+        detail = {"stack": stack["name"], "remove_volumes": remove_volumes}
+        await _audit("deployment.undeploy", principal, organization_id, "deployment", deployment_id, detail)
+    await enqueue_or_defer(queue, run_id)
+    return await _with_run(principal, stack_id, deployment_id, run_id)
+
+
+async def delete_deployment(principal: Principal, stack_id: uuid.UUID, deployment_id: uuid.UUID) -> None:
+    """Forget an undeployed deployment and its secret values (a deployed one must be undeployed first)."""
+    organization_id = principal.current_organization()
+    row = await _deployment_row(organization_id, stack_id, deployment_id)
+    runs = await _runs([row["last_run"]] if row["last_run"] else [])
+    status = _status(row["state"], (runs.get(row["last_run"]) or {}).get("status"))
+    if status != "undeployed":
+        raise Conflict(f"the deployment is {status}; undeploy it first")
+    async with atomic():
+        await Deployment.delete().where(Deployment.id == deployment_id)
+        if row["secrets"]:
+            await Credential.delete().where(Credential.id == row["secrets"])
+        await _audit(
+            "deployment.delete", principal, organization_id, "deployment", deployment_id, {"name": row["name"]}
+        )
+
+
+def unified_diff(old: str, new: str, old_label: str, new_label: str) -> str:
+    return "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), old_label, new_label))
+
+
+async def diff_versions(
+    principal: Principal,
+    stack_id: uuid.UUID,
+    target: str,
+    old: int,
+    new: int,
+    values: Mapping[str, Any],
+    parameters: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The compiled playbooks of two stack versions (same values and parameters), as a unified diff."""
+    organization_id = principal.current_organization()
+    contents = []
+    for field, number in (("body.from_version", old), ("body.to_version", new)):
+        try:
+            _, _, definition = await load(organization_id, stack_id, number)
+        except NotFound as exc:
+            if "version" not in exc.detail:
+                raise
+            raise ValidationFailed.for_field(field, exc.detail) from None
+        resolved = resolve(definition.variables, values, "body.values")
+        contents.append(compile_stack(definition, resolved, target, parameters=parameters).content)
+    diff = unified_diff(contents[0], contents[1], f"version {old}", f"version {new}")
+    return {"target": target, "from_version": old, "to_version": new, "identical": not diff, "diff": diff}
+
+
+async def _audit(
+    action: str,
+    actor: Principal | None,
+    organization_id: uuid.UUID,
+    target_type: str,
+    target_id: uuid.UUID,
+    detail: dict[str, Any],
+) -> None:
+    await audit.record(
+        action,
+        actor=actor,
+        actor_email="" if actor else "system",
+        organization_id=organization_id,
+        target_type=target_type,
+        target_id=target_id,
+        detail=detail,
+    )
