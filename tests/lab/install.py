@@ -12,7 +12,7 @@ from tests.lab.paths import CACHE_DIR
 PACKAGES = {
     "docker": ["docker.io", "busybox-static", "iptables", "mmdebstrap"],
     "ssh": ["openssh-server", "openssh-client", "mmdebstrap"],
-    "vm": ["qemu-system-x86", "qemu-utils", "cpio", "mmdebstrap", "openssh-client"],
+    "vm": ["qemu-system-x86", "qemu-utils", "cpio", "mmdebstrap", "openssh-client", "socat"],
     "kubernetes": ["golang-go", "make", "rsync", "etcd-server", "etcd-client", "dpkg-dev", "openssl", "patch"],
 }
 

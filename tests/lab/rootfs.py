@@ -7,6 +7,7 @@ whatever Debian mirror or proxy the machine is set up for.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 from pathlib import Path
 
 from tests.lab.install import ensure_packages
@@ -14,7 +15,17 @@ from tests.lab.paths import CACHE_DIR
 from tests.lab.procs import run
 
 SUITE = "bookworm"
-PACKAGES = ("python3", "openssh-server", "iproute2", "sudo", "ca-certificates", "procps", "kmod")
+# python3-requests: community.docker's modules need it on a target (the VM deploys containers).
+PACKAGES = (
+    "python3",
+    "python3-requests",
+    "openssh-server",
+    "iproute2",
+    "sudo",
+    "ca-certificates",
+    "procps",
+    "kmod",
+)
 APT_SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list"))
 
 
@@ -27,7 +38,8 @@ def _sources() -> str:
 
 def debian_rootfs() -> Path:
     """A tar of a Debian rootfs with python3 and sshd; built on first use (~30 s), then cached."""
-    target = CACHE_DIR / "rootfs" / f"debian-py-{SUITE}.tar"
+    digest = hashlib.sha256(",".join(PACKAGES).encode()).hexdigest()[:8]
+    target = CACHE_DIR / "rootfs" / f"debian-py-{SUITE}-{digest}.tar"
     if target.exists():
         return target
     ensure_packages("ssh")

@@ -5,8 +5,10 @@ own apt configuration and unpacked with ``dpkg-deb -x`` into the cache. The root
 RAM (an uncompressed ``newc`` initramfs), so every boot starts from the same clean state. The base
 initramfs is cached per machine; the lab key goes into a second, tiny archive appended per lab.
 
-The guest's only network is QEMU's user-mode stack with ``restrict=on``: it reaches nothing, and the
-host reaches its sshd through one forwarded port.
+The guest's only network is QEMU's user-mode stack with ``restrict=on``: the host reaches its sshd
+through one forwarded port, and the guest reaches one thing, the lab's Docker engine, as
+``tcp://10.0.2.100:2375`` (a guestfwd to the engine's socket): its own engine cannot be installed
+without a network, and stacks deployed to the VM need one.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ VM_CACHE = CACHE_DIR / "vm"
 VM_DIR = LAB_DIR / "vm"
 ADDRESS = "127.0.0.7"
 PORT = 2222
+ENGINE_ADDRESS = "10.0.2.100"  # inside the guest: the lab's Docker engine, through QEMU's guestfwd
+ENGINE_PORT = 2375
 HOSTNAME = "vm1"
 MODULES = ("e1000",)
 BOOT_TIMEOUT = 90
@@ -292,6 +296,7 @@ class VirtualMachine:
     address: str = ADDRESS
     port: int = PORT
     memory_mb: int = 512
+    engine_socket: Path = LAB_DIR / "docker" / "docker.sock"
     daemon: Daemon | None = field(default=None, init=False)
     timings: dict[str, float] = field(default_factory=dict, init=False)
 
@@ -310,7 +315,10 @@ class VirtualMachine:
             "-append",
             "console=ttyS0 quiet panic=-1 rootfstype=ramfs",
             "-nic",
-            f"user,model=e1000,restrict=on,hostfwd=tcp:{self.address}:{self.port}-:22",
+            f"user,model=e1000,restrict=on,hostfwd=tcp:{self.address}:{self.port}-:22,"
+            # The guest's one way out: 10.0.2.100:2375 is the lab's Docker engine (a socat per
+            # connection to its socket), so stacks can run containers from inside the VM.
+            f"guestfwd=tcp:{ENGINE_ADDRESS}:{ENGINE_PORT}-cmd:socat STDIO UNIX-CONNECT:{self.engine_socket}",
             "-no-reboot",
         ]
 

@@ -23,11 +23,13 @@ from tests.lab.images import BUSYBOX, DEBIAN_PY, ensure_images
 from tests.lab.keys import lab_key
 from tests.lab.kubernetes import KubernetesCluster
 from tests.lab.ssh_hosts import SshHosts
+from tests.lab.vm import ENGINE_ADDRESS, ENGINE_PORT, VirtualMachine
 from tests.runs.test_launch import make_inventory, wait_finished
 
 Client = AsyncTestClient[Any]
 ADDRESS = "127.0.0.23"  # the published ports of the Docker deployment
 HOST_ADDRESS = "127.0.0.24"  # the published ports of the SSH host's deployment
+VM_ADDRESS = "127.0.0.25"  # the published ports of the VM's deployment
 PYTHON_HEALTH = "import urllib.request; urllib.request.urlopen('http://127.0.0.1:5000/', timeout=2)"
 
 # Three services: a "database" with a volume and a health check, an API that waits for it to be
@@ -329,6 +331,54 @@ async def test_the_stack_deploys_to_an_ssh_host_with_its_engine(
         assert await get_text(f"http://{HOST_ADDRESS}:{port}/") == "hello metal\n"
         again = await follow(admin_client, stack, first["deployment"], "redeploy", {})
         assert changed(again) == {"bm1": 0}, await stdout(admin_client, again["id"])
+        await follow(admin_client, stack, first["deployment"], "undeploy", {"remove_volumes": True})
+        assert project_objects(lab_docker, project) == {"containers": [], "networks": [], "volumes": []}
+    finally:
+        client = docker.DockerClient(base_url=lab_docker.docker_host)
+        for container in client.containers.list(all=True, filters={"label": f"com.windflow.project={project}"}):
+            container.remove(force=True)
+        client.close()
+
+
+async def test_the_stack_deploys_from_the_vm(
+    admin_client: Client, lab_docker: DockerEngine, lab_vm: VirtualMachine
+) -> None:
+    """The VM is prepared by the roles and runs the deploy; its engine is the lab's, over guestfwd.
+
+    The guest has no network to install an engine from: ``docker_engine`` finds the one it is
+    given (``tcp://10.0.2.100:2375``) answering and installs nothing; the containers' published
+    ports are then on this machine.
+    """
+    ensure_images(lab_docker)
+    stack = await make_stack(admin_client)
+    key = await credential(admin_client, "lab key", "ssh_key", {"private_key": lab_key().private.read_text()})
+    host = {
+        "name": "vm1",
+        "kind": "vm",
+        "address": lab_vm.address,
+        "port": lab_vm.port,
+        "vars": {"ansible_python_interpreter": "/usr/bin/python3"},
+    }
+    inventory = await make_inventory(admin_client, {"name": "vm", "user": "root", "credential": key, "hosts": [host]})
+    port = free_port(VM_ADDRESS)
+    project = f"shop-{uuid.uuid4().hex[:6]}"
+    body = {
+        "inventory_id": inventory["id"],
+        "target": "vm",
+        "name": project,
+        "values": {"web_port": port, "greeting": "hello vm"},
+        "parameters": {
+            "bind_address": VM_ADDRESS,
+            "pull": "never",
+            "become": False,
+            "docker_host": f"tcp://{ENGINE_ADDRESS}:{ENGINE_PORT}",
+        },
+    }
+    first = await deploy(admin_client, stack, body)
+    try:
+        assert await get_text(f"http://{VM_ADDRESS}:{port}/") == "hello vm\n"
+        again = await follow(admin_client, stack, first["deployment"], "redeploy", {})
+        assert changed(again) == {"vm1": 0}, await stdout(admin_client, again["id"])
         await follow(admin_client, stack, first["deployment"], "undeploy", {"remove_volumes": True})
         assert project_objects(lab_docker, project) == {"containers": [], "networks": [], "volumes": []}
     finally:
