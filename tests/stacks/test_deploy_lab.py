@@ -1,4 +1,4 @@
-"""Stacks deployed for real on the lab: Docker, Kubernetes and an SSH host; redeploy, undeploy."""
+"""Stacks deployed for real on the lab: Docker, Kubernetes, an SSH host and the VM; redeploy, undeploy."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import socket
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -181,8 +182,8 @@ async def test_a_three_service_stack_on_docker_deploys_redeploys_unchanged_and_u
         "values": {"web_port": port, "greeting": "hello docker"},
         "parameters": {"bind_address": ADDRESS, "pull": "never"},
     }
-    first = await deploy(admin_client, stack, body)
-    try:
+    with removed_afterwards(lab_docker, project):
+        first = await deploy(admin_client, stack, body)
         assert await get_text(f"http://{ADDRESS}:{port}/") == "hello docker\n"
         objects = project_objects(lab_docker, project)
         assert objects["containers"] == [f"{project}-api-1", f"{project}-db-1", f"{project}-web-1"]
@@ -219,11 +220,6 @@ async def test_a_three_service_stack_on_docker_deploys_redeploys_unchanged_and_u
         assert project_objects(lab_docker, project) == {"containers": [], "networks": [], "volumes": []}
         gone = await admin_client.delete(f"/api/v1/stacks/{stack['id']}/deployments/{deployment['id']}")
         assert gone.status_code == 204, gone.text
-    finally:
-        client = docker.DockerClient(base_url=lab_docker.docker_host)
-        for container in client.containers.list(all=True, filters={"label": f"com.windflow.project={project}"}):
-            container.remove(force=True)
-        client.close()
 
 
 async def test_the_stack_deploys_to_kubernetes_and_undeploys(
@@ -296,48 +292,51 @@ async def _deploy_to_kubernetes(
         pytest.fail(f"namespace {project} is still there")
 
 
+@contextlib.contextmanager
+def removed_afterwards(engine: DockerEngine, project: str) -> Iterator[None]:
+    """Whatever the test's outcome, the project's containers do not outlive it."""
+    try:
+        yield
+    finally:
+        client = docker.DockerClient(base_url=engine.docker_host)
+        for container in client.containers.list(all=True, filters={"label": f"com.windflow.project={project}"}):
+            container.remove(force=True)
+        client.close()
+
+
+async def deploy_on_a_host(
+    client: Client, engine: DockerEngine, host: dict[str, Any], target: str, address: str, docker_host: str
+) -> None:
+    """Deploy, check the page, redeploy (changed=0), undeploy: the flow of both host kinds."""
+    ensure_images(engine)
+    stack = await make_stack(client)
+    key = await credential(client, "lab key", "ssh_key", {"private_key": lab_key().private.read_text()})
+    host = {**host, "vars": {"ansible_python_interpreter": "/usr/bin/python3"}}
+    inventory = await make_inventory(client, {"name": target, "user": "root", "credential": key, "hosts": [host]})
+    port = free_port(address)
+    project = f"shop-{uuid.uuid4().hex[:6]}"
+    body = {
+        "inventory_id": inventory["id"],
+        "target": target,
+        "name": project,
+        "values": {"web_port": port, "greeting": f"hello {target}"},
+        "parameters": {"bind_address": address, "pull": "never", "become": False, "docker_host": docker_host},
+    }
+    with removed_afterwards(engine, project):
+        first = await deploy(client, stack, body)
+        assert await get_text(f"http://{address}:{port}/") == f"hello {target}\n"
+        again = await follow(client, stack, first["deployment"], "redeploy", {})
+        assert changed(again) == {host["name"]: 0}, await stdout(client, again["id"])
+        await follow(client, stack, first["deployment"], "undeploy", {"remove_volumes": True})
+        assert project_objects(engine, project) == {"containers": [], "networks": [], "volumes": []}
+
+
 async def test_the_stack_deploys_to_an_ssh_host_with_its_engine(
     admin_client: Client, lab_docker: DockerEngine, lab_ssh_hosts: SshHosts
 ) -> None:
     """A bare-metal host (it shares this machine): prepared by the roles, then the containers."""
-    ensure_images(lab_docker)
-    stack = await make_stack(admin_client)
-    key = await credential(admin_client, "lab key", "ssh_key", {"private_key": lab_key().private.read_text()})
-    host = {
-        "name": "bm1",
-        "address": lab_ssh_hosts.addresses[0],
-        "port": lab_ssh_hosts.port,
-        "vars": {"ansible_python_interpreter": "/usr/bin/python3"},
-    }
-    inventory = await make_inventory(
-        admin_client, {"name": "metal", "user": "root", "credential": key, "hosts": [host]}
-    )
-    port = free_port(HOST_ADDRESS)
-    project = f"shop-{uuid.uuid4().hex[:6]}"
-    body = {
-        "inventory_id": inventory["id"],
-        "target": "bare-metal",
-        "name": project,
-        "values": {"web_port": port, "greeting": "hello metal"},
-        "parameters": {
-            "bind_address": HOST_ADDRESS,
-            "pull": "never",
-            "become": False,
-            "docker_host": lab_docker.docker_host,
-        },
-    }
-    first = await deploy(admin_client, stack, body)
-    try:
-        assert await get_text(f"http://{HOST_ADDRESS}:{port}/") == "hello metal\n"
-        again = await follow(admin_client, stack, first["deployment"], "redeploy", {})
-        assert changed(again) == {"bm1": 0}, await stdout(admin_client, again["id"])
-        await follow(admin_client, stack, first["deployment"], "undeploy", {"remove_volumes": True})
-        assert project_objects(lab_docker, project) == {"containers": [], "networks": [], "volumes": []}
-    finally:
-        client = docker.DockerClient(base_url=lab_docker.docker_host)
-        for container in client.containers.list(all=True, filters={"label": f"com.windflow.project={project}"}):
-            container.remove(force=True)
-        client.close()
+    host = {"name": "bm1", "address": lab_ssh_hosts.addresses[0], "port": lab_ssh_hosts.port}
+    await deploy_on_a_host(admin_client, lab_docker, host, "bare-metal", HOST_ADDRESS, lab_docker.docker_host)
 
 
 async def test_the_stack_deploys_from_the_vm(
@@ -349,40 +348,5 @@ async def test_the_stack_deploys_from_the_vm(
     given (``tcp://10.0.2.100:2375``) answering and installs nothing; the containers' published
     ports are then on this machine.
     """
-    ensure_images(lab_docker)
-    stack = await make_stack(admin_client)
-    key = await credential(admin_client, "lab key", "ssh_key", {"private_key": lab_key().private.read_text()})
-    host = {
-        "name": "vm1",
-        "kind": "vm",
-        "address": lab_vm.address,
-        "port": lab_vm.port,
-        "vars": {"ansible_python_interpreter": "/usr/bin/python3"},
-    }
-    inventory = await make_inventory(admin_client, {"name": "vm", "user": "root", "credential": key, "hosts": [host]})
-    port = free_port(VM_ADDRESS)
-    project = f"shop-{uuid.uuid4().hex[:6]}"
-    body = {
-        "inventory_id": inventory["id"],
-        "target": "vm",
-        "name": project,
-        "values": {"web_port": port, "greeting": "hello vm"},
-        "parameters": {
-            "bind_address": VM_ADDRESS,
-            "pull": "never",
-            "become": False,
-            "docker_host": f"tcp://{ENGINE_ADDRESS}:{ENGINE_PORT}",
-        },
-    }
-    first = await deploy(admin_client, stack, body)
-    try:
-        assert await get_text(f"http://{VM_ADDRESS}:{port}/") == "hello vm\n"
-        again = await follow(admin_client, stack, first["deployment"], "redeploy", {})
-        assert changed(again) == {"vm1": 0}, await stdout(admin_client, again["id"])
-        await follow(admin_client, stack, first["deployment"], "undeploy", {"remove_volumes": True})
-        assert project_objects(lab_docker, project) == {"containers": [], "networks": [], "volumes": []}
-    finally:
-        client = docker.DockerClient(base_url=lab_docker.docker_host)
-        for container in client.containers.list(all=True, filters={"label": f"com.windflow.project={project}"}):
-            container.remove(force=True)
-        client.close()
+    host = {"name": "vm1", "kind": "vm", "address": lab_vm.address, "port": lab_vm.port}
+    await deploy_on_a_host(admin_client, lab_docker, host, "vm", VM_ADDRESS, f"tcp://{ENGINE_ADDRESS}:{ENGINE_PORT}")
