@@ -16,7 +16,7 @@ from server.api.runs import RunRead
 from server.api.security import operator, principal_of, viewer
 from server.runs.spec import RunOptions
 from server.settings import Settings
-from server.stacks import service
+from server.stacks import deployments, service
 
 Target = Literal["docker", "kubernetes", "vm", "bare-metal"]
 Values = Annotated[dict[str, Any], msgspec.Meta(description="variable name → value (see the form)")]
@@ -343,7 +343,7 @@ class StackController(Controller):
         run_queue: NamedDependency[Any],
         settings: NamedDependency[Settings],
     ) -> DeploymentRun:
-        result = await service.deploy(
+        result = await deployments.deploy(
             principal_of(request),
             run_queue,
             settings.secret_key,
@@ -368,7 +368,7 @@ class StackController(Controller):
     async def list_deployments(
         self, stack_id: FromPath[uuid.UUID], request: AnyRequest, paging: NamedDependency[Paging]
     ) -> Page[DeploymentRead]:
-        rows, total = await service.list_deployments(principal_of(request), stack_id, paging.page, paging.size)
+        rows, total = await deployments.list_deployments(principal_of(request), stack_id, paging.page, paging.size)
         return paging.of([_as(r, DeploymentRead) for r in rows], total)
 
     @get(
@@ -381,7 +381,7 @@ class StackController(Controller):
     async def get_deployment(
         self, stack_id: FromPath[uuid.UUID], deployment_id: FromPath[uuid.UUID], request: AnyRequest
     ) -> DeploymentRead:
-        return _as(await service.get_deployment(principal_of(request), stack_id, deployment_id), DeploymentRead)
+        return _as(await deployments.get_deployment(principal_of(request), stack_id, deployment_id), DeploymentRead)
 
     @post(
         "/{stack_id:uuid}/deployments/{deployment_id:uuid}/redeploy",
@@ -400,7 +400,7 @@ class StackController(Controller):
         settings: NamedDependency[Settings],
     ) -> DeploymentRun:
         options = RunOptions(credentials=data.credentials) if data.credentials is not None else None
-        result = await service.redeploy(
+        result = await deployments.redeploy(
             principal_of(request),
             run_queue,
             settings.secret_key,
@@ -429,7 +429,7 @@ class StackController(Controller):
         run_queue: NamedDependency[Any],
         settings: NamedDependency[Settings],
     ) -> DeploymentRun:
-        result = await service.undeploy(
+        result = await deployments.undeploy(
             principal_of(request),
             run_queue,
             settings.secret_key,
@@ -449,4 +449,4 @@ class StackController(Controller):
     async def delete_deployment(
         self, stack_id: FromPath[uuid.UUID], deployment_id: FromPath[uuid.UUID], request: AnyRequest
     ) -> None:
-        await service.delete_deployment(principal_of(request), stack_id, deployment_id)
+        await deployments.delete_deployment(principal_of(request), stack_id, deployment_id)

@@ -7,7 +7,7 @@ docker-compose document with ``services``, ``volumes`` and ``networks``), ``vari
 of the template may use ``{{ variable }}``; it is rendered in the sandbox (``sandbox.py``) only
 when a stack is compiled, so parsing checks the template's shape, its Jinja syntax and that it
 names only declared variables. A plain ``docker-compose.yml`` becomes a definition through
-:func:`from_compose`, its ``${VAR:-default}`` interpolations turned into variables.
+``compose.py``.
 """
 
 from __future__ import annotations
@@ -374,65 +374,3 @@ def _check_templates(value: Any, path: str, known: set[str], problems: Problems,
             continue
         for name in sorted(names - known):
             problems.add(where, f"uses {name!r}, which is not a declared variable")
-
-
-# --- docker-compose import -------------------------------------------------------------------
-
-_INTERPOLATION = re.compile(
-    r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<default>[^}]*))?\}|\$(?P<bare>[A-Za-z_][A-Za-z0-9_]*)"
-)
-_SECRET_NAME = re.compile(r"(pass|password|passwd|secret|token|key)$", re.IGNORECASE)
-
-
-def from_compose(text: str, name: str, path: str = "body.compose") -> Definition:
-    """A plain docker-compose file as a stack: ``${VAR}`` and ``${VAR:-default}`` become variables."""
-    data = load_text(text, path)
-    if not isinstance(data, Mapping) or not isinstance(data.get("services"), Mapping):
-        raise ValidationFailed.for_field(path, "is not a docker-compose document: it has no services mapping")
-    variables: dict[str, dict[str, Any]] = {}
-
-    def convert(value: Any) -> Any:
-        if isinstance(value, str):
-            return _interpolate(value, variables)
-        if isinstance(value, Mapping):
-            return {convert(k) if isinstance(k, str) else k: convert(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [convert(v) for v in value]
-        return value
-
-    template = {key: convert(value) for key, value in data.items() if key != "name"}
-    definition = {
-        "metadata": {
-            "name": name,
-            "version": "1.0.0",
-            "description": "Imported from a docker-compose file.",
-            "targets": list(TARGETS),
-        },
-        "template": template,
-        "variables": variables,
-    }
-    return parse_definition(definition, path)
-
-
-def _interpolate(text: str, variables: dict[str, dict[str, Any]]) -> str:
-    def replace(match: re.Match[str]) -> str:
-        var = (match["name"] or match["bare"]).lower()
-        if var.startswith(("ansible_", "windflow_")):
-            var = "compose_" + var
-        spec = variables.setdefault(var, {"type": "password" if _SECRET_NAME.search(var) else "string"})
-        spec.setdefault("label", match["name"] or match["bare"])
-        op, default = match["op"], match["default"]
-        if op in (":-", "-") and default is not None and "default" not in spec:
-            spec["default"] = default
-        elif op in (":?", "?"):
-            spec["required"] = True
-        elif "default" not in spec and spec["type"] != "password":
-            spec["default"] = ""
-        if spec["type"] == "password" and "default" not in spec:
-            spec["required"] = True
-        return "{{ " + var + " }}"
-
-    escaped = text.replace("$$", "\x00")  # compose's escape for a literal $
-    # Literal Jinja delimiters in a compose file are text, not templates.
-    escaped = escaped.replace("{{", "{{ '{{' }}").replace("{%", "{{ '{%' }}").replace("{#", "{{ '{#' }}")
-    return _INTERPOLATION.sub(replace, escaped).replace("\x00", "$")

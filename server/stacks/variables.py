@@ -1,4 +1,4 @@
-"""The typed variables of a stack: their specs, the values a deployment resolves, and the form.
+"""The typed variables of a stack: their specs and the values a deployment resolves.
 
 A definition's ``variables:`` maps a name to a spec (``type``, ``label``, ``default``, constraints…).
 A ``group`` spec is a fieldset: its ``variables`` are flattened into the top level, so every
@@ -22,12 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.errors import FieldError, ValidationFailed
-from server.stacks import sandbox
+from server.stacks import generators, sandbox
 
 TYPES = ("string", "number", "integer", "boolean", "password", "textarea", "enum", "group")
 STRING_TYPES = frozenset({"string", "password", "textarea"})
-JSON_TYPES = {"string": "string", "password": "string", "textarea": "string", "number": "number"}
-JSON_TYPES |= {"integer": "integer", "boolean": "boolean"}
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 RESERVED_NAMES = frozenset(keyword.kwlist) | {"true", "false", "none", "self", "loop", "caller", "varargs", "kwargs"}
@@ -81,7 +79,7 @@ class Variable:
     @property
     def generated(self) -> bool:
         """Whether the default calls a generator, so the server fills the value in."""
-        return self.templated and sandbox.uses_generator(self.default, set(sandbox.GENERATORS))
+        return self.templated and sandbox.uses_generator(self.default, set(generators.GENERATORS))
 
     @property
     def references(self) -> set[str]:
@@ -197,7 +195,7 @@ def _name_problem(name: Any) -> str | None:
         return "a variable name is letters, digits and _, not starting with a digit"
     if name in RESERVED_NAMES:
         return f"{name!r} is a reserved word"
-    if name in sandbox.GENERATORS:
+    if name in generators.GENERATORS:
         return f"{name!r} is the name of a template function"
     if name.lower().startswith(RESERVED_PREFIXES):
         return "names starting with windflow_ or ansible_ are reserved"
@@ -593,98 +591,3 @@ def visible(variables: Mapping[str, Variable], values: Mapping[str, Any], name: 
 
 def secret_names(variables: Mapping[str, Variable]) -> list[str]:
     return [name for name, variable in variables.items() if variable.secret]
-
-
-# --- the form ---------------------------------------------------------------------------------
-
-SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
-
-
-def _json_type(variable: Variable) -> str | None:
-    if variable.type != "enum":
-        return JSON_TYPES[variable.type]
-    options = variable.enum or ()
-    if all(isinstance(option, str) for option in options):
-        return "string"
-    if all(isinstance(option, int) for option in options):
-        return "integer"
-    if all(isinstance(option, int | float) for option in options):
-        return "number"
-    return None
-
-
-def _property(variable: Variable) -> dict[str, Any]:
-    prop: dict[str, Any] = {}
-    if (kind := _json_type(variable)) is not None:
-        prop["type"] = kind
-    prop["title"] = variable.label
-    if variable.description:
-        prop["description"] = variable.description
-    if variable.default is not None and not variable.templated and not variable.secret:
-        prop["default"] = variable.default
-    if variable.enum is not None:
-        prop["enum"] = list(variable.enum)
-        if variable.enum_labels is not None:
-            prop["x-enum-labels"] = {
-                str(v): label for v, label in zip(variable.enum, variable.enum_labels, strict=True)
-            }
-    keywords = {
-        "minimum": variable.minimum,
-        "maximum": variable.maximum,
-        "minLength": variable.min_length,
-        "maxLength": variable.max_length,
-        "pattern": None if variable.pattern is None else f"^(?:{variable.pattern})$",
-    }
-    prop |= {key: value for key, value in keywords.items() if value is not None}
-    if variable.secret:
-        prop |= {"format": "password", "writeOnly": True}
-    if variable.type == "textarea":
-        prop["x-widget"] = "textarea"
-    if variable.group:
-        prop["x-group"] = variable.group
-    if variable.help:
-        prop["x-help"] = variable.help
-    prop["x-order"] = variable.order
-    if variable.generated:
-        prop["x-generated"] = True
-    if variable.depends_on:
-        prop["x-depends-on"] = dict(variable.depends_on)
-    return prop
-
-
-def form_schema(variables: Mapping[str, Variable], title: str, description: str = "") -> dict[str, Any]:
-    """The JSON Schema (2020-12) of the deployment form, with ``x-`` hints for the UI."""
-    ordered = sorted(variables.values(), key=lambda v: v.order)
-    required: list[str] = []
-    conditional: list[dict[str, Any]] = []
-    groups: dict[str, str] = {}
-    for variable in ordered:
-        if variable.group:
-            groups.setdefault(variable.group, variable.group_description)
-        if not variable.required or variable.default not in (None, ""):
-            continue
-        if not variable.depends_on:
-            required.append(variable.name)
-            continue
-        condition = {name: {"const": value} for name, value in variable.depends_on.items()}
-        conditional.append(
-            {
-                "if": {"properties": condition, "required": list(variable.depends_on)},
-                "then": {"required": [variable.name]},
-            }
-        )
-    schema: dict[str, Any] = {"$schema": SCHEMA_DIALECT, "title": title}
-    if description:
-        schema["description"] = description
-    schema |= {
-        "type": "object",
-        "properties": {variable.name: _property(variable) for variable in ordered},
-        "required": required,
-        "additionalProperties": False,
-        "x-groups": list(groups),
-    }
-    if conditional:
-        schema["allOf"] = conditional
-    if any(groups.values()):
-        schema["x-group-descriptions"] = {label: text for label, text in groups.items() if text}
-    return schema

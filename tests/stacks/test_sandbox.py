@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from server.stacks import sandbox
+from server.stacks import limits, sandbox
 from server.stacks.sandbox import TemplateError, compile_template, render, render_value
 
 CANARY = "canary-123"
@@ -405,7 +405,7 @@ def test_output_is_capped() -> None:
     with pytest.raises(TemplateError, match="renders more than 1048576 characters"):
         render("{{ big }}{{ big }}", {"big": big})
     with pytest.raises(TemplateError, match="longer than"):
-        render("x" * (sandbox.MAX_SOURCE + 1) + "{{ a }}", {})
+        render("x" * (limits.MAX_SOURCE + 1) + "{{ a }}", {})
 
 
 def test_limits_leave_room_for_real_work() -> None:

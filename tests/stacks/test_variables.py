@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from server.errors import ValidationFailed
-from server.stacks.variables import Variable, form_schema, parse_variables, resolve, secret_names
+from server.stacks.form import form_schema
+from server.stacks.variables import Variable, parse_variables, resolve, secret_names
 
 PATH = "body.definition.variables"
 
