@@ -319,3 +319,24 @@ async def test_the_catalogue_is_loaded_at_start_up(admin_client: Client) -> None
     stacks = (await admin_client.get("/api/v1/stacks", params={"size": 100})).json()["items"]
     catalogue = [s for s in stacks if s["source"] == "catalogue"]
     assert len(catalogue) >= 6, [s["name"] for s in stacks]
+
+
+INJECTIONS = [
+    "{{ self._TemplateReference__context }}",
+    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "{{ cycler.__init__.__globals__.os.environ }}",
+    "{{ lipsum.__globals__['os'].environ['WF_CANARY'] }}",
+    "{% include '/etc/hostname' %}",
+    "{{ who.__class__.__base__ }}",
+]
+
+
+@pytest.mark.parametrize("text", INJECTIONS)
+async def test_template_injection_through_the_api_reads_nothing(
+    admin_client: Client, monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
+    monkeypatch.setenv("WF_CANARY", "canary-8b1f2e")
+    definition = SITE.replace("Tiny site", "Tiny site injected").replace("hello {{ who }}", text.replace('"', "'"))
+    response = await admin_client.post("/api/v1/stacks", json={"definition": definition})
+    assert response.status_code == 422, response.text
+    assert "canary-8b1f2e" not in response.text and "os" not in response.json()["errors"][0]["message"].split()
