@@ -21,7 +21,7 @@ from server.auth.service import utcnow
 from server.credentials import crypto, kinds
 from server.db.engine import atomic
 from server.db.pages import page_of
-from server.db.tables import Credential, InventoryCredential
+from server.db.tables import Credential, Deployment, InventoryCredential
 from server.errors import Conflict, FieldError, NotFound, ValidationFailed
 
 COLUMNS = (
@@ -223,6 +223,13 @@ async def delete_credential(principal: Principal, credential_id: uuid.UUID) -> N
         if users:
             names = ", ".join(sorted(str(name) for name in users))
             raise Conflict(f"credential {row['name']!r} is used by inventories: {names}")
+        deployments = (
+            await Deployment.select(Deployment.name).where(Deployment.secrets == credential_id).output(as_list=True)
+        )
+        if deployments:
+            # Its values (generated passwords included) are what the deployment's services run with.
+            names = ", ".join(sorted(str(name) for name in deployments))
+            raise Conflict(f"credential {row['name']!r} holds the secret values of deployments: {names}")
         await Credential.delete().where(Credential.id == credential_id)
         stored = row["fields"]
         fields = sorted([*stored.get("inputs", {}), *stored.get("secret_fields", [])])

@@ -257,8 +257,11 @@ async def test_deploy_stores_secrets_encrypted_and_lists_the_deployment(admin_cl
     runs = await in_app_loop(admin_client, lambda: Run.select())
     dumped = json.dumps([rows, deployments, audit, runs], default=str)
     assert "deploy-secret-value-1" not in dumped and len(rows) >= 1
-    credentials = (await admin_client.get("/api/v1/credentials", params={"size": 100})).text
-    assert "deploy-secret-value-1" not in credentials
+    credentials = (await admin_client.get("/api/v1/credentials", params={"size": 100})).json()["items"]
+    assert "deploy-secret-value-1" not in json.dumps(credentials)
+    held = [c for c in credentials if c["kind"] == "stack_secrets" and "tiny-site-deploy" in c["name"]]
+    refused = await admin_client.delete(f"/api/v1/credentials/{held[0]['id']}")
+    assert refused.status_code == 409 and "tiny-site-deploy" in refused.json()["detail"]
 
     # The credential is what the run received; redeploy keeps the password it does not repeat.
     redeploy = await admin_client.post(
