@@ -48,11 +48,35 @@ def build_app(template: Mapping[str, Any], path: str) -> App:
                     f"{where}.depends_on.{dep}",
                     f"waits for {dep!r} to be healthy, but {dep!r} has no healthcheck",
                 )
+    internal, external = _options(template, path, problems)
     _check_ports(services, path, problems)
     problems.raise_if_any()
     order = _dependency_order(services, path, problems)
     problems.raise_if_any()
-    return App(tuple(services[n] for n in order), tuple(volumes), tuple(networks))
+    return App(tuple(services[n] for n in order), tuple(volumes), tuple(networks), internal, external)
+
+
+_OPTIONS = {"networks": {"driver": ("bridge",), "internal": (True, False), "external": (True, False)}}
+_OPTIONS["volumes"] = {"driver": ("local",), "external": (True, False)}
+
+
+def _options(template: Mapping[str, Any], path: str, problems: Problems) -> tuple[frozenset[str], frozenset[str]]:
+    """The supported options of the declared networks and volumes: (internal networks, external names)."""
+    internal: set[str] = set()
+    external: set[str] = set()
+    for section, allowed in _OPTIONS.items():
+        for name, options in (template.get(section) or {}).items():
+            for key, value in (options or {}).items():
+                where = f"{path}.{section}.{name}.{key}"
+                if key not in allowed:
+                    problems.add(where, f"not supported; {section} take " + ", ".join(sorted(allowed)))
+                elif value not in allowed[key] or isinstance(value, int) and not isinstance(value, bool):
+                    problems.add(where, "must be " + " or ".join(str(v).lower() for v in allowed[key]))
+                elif key == "internal" and value is True:
+                    internal.add(str(name))
+                elif key == "external" and value is True:
+                    external.add(str(name))
+    return frozenset(internal), frozenset(external)
 
 
 def _service(name: str, spec: Mapping[str, Any], path: str, problems: Problems) -> Service:

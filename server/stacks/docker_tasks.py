@@ -1,7 +1,9 @@
 """The ``docker`` target (and the container part of ``vm`` and ``bare-metal``): ``community.docker``.
 
 Networks and volumes first, then the containers in ``depends_on`` order, named
-``<project>-<service>-<n>`` and labelled with the project, so undeploy finds them all.
+``<project>-<service>-<n>`` and labelled with the project: a redeploy removes the containers the
+stack no longer has (a service dropped, fewer replicas), and undeploy finds them all. Networks and
+volumes marked ``external`` are used by name, never made or removed.
 """
 
 from __future__ import annotations
@@ -16,17 +18,26 @@ class DockerBuilder(Builder):
     """``community.docker``: networks, volumes, then containers in ``depends_on`` order."""
 
     def network(self, name: str) -> str:
-        return f"{self.project}_{name}"
+        return name if name in self.app.external else f"{self.project}_{name}"
 
     def volume(self, name: str) -> str:
-        return f"{self.project}_{name}"
+        return name if name in self.app.external else f"{self.project}_{name}"
 
     def deploy_tasks(self) -> list[dict[str, Any]]:
         tasks = []
         for network in self.app.networks:
-            network_args = {"name": self.network(network), "driver": "bridge", "labels": self.labels()}
+            if network in self.app.external:
+                continue
+            network_args = {
+                "name": self.network(network),
+                "driver": "bridge",
+                "internal": network in self.app.internal_networks or None,
+                "labels": self.labels(),
+            }
             tasks.append(self.task(f"Create network {network}", "community.docker.docker_network", network_args))
         for volume in self.app.volumes:
+            if volume in self.app.external:
+                continue
             volume_args = {"volume_name": self.volume(volume), "labels": self.labels()}
             tasks.append(self.task(f"Create volume {volume}", "community.docker.docker_volume", volume_args))
         healthy = self.app.needs_health
@@ -41,7 +52,36 @@ class DockerBuilder(Builder):
                 tasks.append(
                     self.task(f"{verb} service {service.name}{suffix}", "community.docker.docker_container", args)
                 )
+        expected = [f"{self.project}-{s.name}-{n}" for s in self.app.services for n in range(1, s.replicas + 1)]
+        tasks.append(self.find_containers())
+        tasks.append(
+            self.remove_containers(
+                "Remove the containers the stack no longer has",
+                when="(item.Names | first | regex_replace('^/', '')) not in stack_expected",
+                vars={"stack_expected": expected},
+            )
+        )
         return tasks
+
+    def find_containers(self) -> dict[str, Any]:
+        project_filter = f"com.windflow.project={self.project}"
+        return self.task(
+            "Find the containers of this deployment",
+            "community.docker.docker_host_info",
+            {"containers": True, "containers_all": True, "containers_filters": {"label": project_filter}},
+            register="stack_containers",
+        )
+
+    def remove_containers(self, name: str, **extra: Any) -> dict[str, Any]:
+        return self.task(
+            name,
+            "community.docker.docker_container",
+            {"name": "{{ item.Id }}", "state": "absent", "force_kill": True},
+            raw=True,
+            loop="{{ stack_containers.containers }}",
+            loop_control={"label": "{{ item.Names | first }}"},
+            **extra,
+        )
 
     def container(self, service: Service, replica: int) -> dict[str, Any]:
         networks = [self.network(n) for n in (service.networks or ("default",))]
@@ -90,27 +130,15 @@ class DockerBuilder(Builder):
         }
 
     def undeploy_tasks(self, remove_volumes: bool) -> list[dict[str, Any]]:
-        project_filter = f"com.windflow.project={self.project}"
-        tasks = [
-            self.task(
-                "Find the containers of this deployment",
-                "community.docker.docker_host_info",
-                {"containers": True, "containers_all": True, "containers_filters": {"label": project_filter}},
-                register="stack_containers",
-            ),
-            self.task(
-                "Remove the containers",
-                "community.docker.docker_container",
-                {"name": "{{ item.Id }}", "state": "absent", "force_kill": True},
-                raw=True,
-                loop="{{ stack_containers.containers }}",
-                loop_control={"label": "{{ item.Names | first }}"},
-            ),
-        ]
+        tasks = [self.find_containers(), self.remove_containers("Remove the containers")]
         for network in self.app.networks:
+            if network in self.app.external:
+                continue
             args = {"name": self.network(network), "state": "absent", "force": True}
             tasks.append(self.task(f"Remove network {network}", "community.docker.docker_network", args))
         for volume in self.app.volumes if remove_volumes else ():
+            if volume in self.app.external:
+                continue
             args = {"volume_name": self.volume(volume), "state": "absent"}
             tasks.append(self.task(f"Remove volume {volume}", "community.docker.docker_volume", args))
         return tasks

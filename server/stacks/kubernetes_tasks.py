@@ -36,7 +36,8 @@ class KubernetesBuilder(Builder):
         namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}}
         tasks = [self.resource("Apply", namespace)]
         for volume in self.app.volumes:
-            tasks.append(self.resource("Apply", self.claim(volume)))
+            if volume not in self.app.external:
+                tasks.append(self.resource("Apply", self.claim(volume)))
         timeout = int(self.settings.get("wait_timeout", 300))
         for service in self.app.services:
             plain, secret = self.split_env(service)
@@ -79,8 +80,12 @@ class KubernetesBuilder(Builder):
         }
         if self.settings.get("storage_class"):
             spec["storageClassName"] = self.settings["storage_class"]
-        claim = k8s_name(f"{self.project}-{volume}")
+        claim = self.claim_name(volume)
         return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": self.meta(claim), "spec": spec}
+
+    def claim_name(self, volume: str) -> str:
+        """An external volume is a claim that exists already, by its own name."""
+        return k8s_name(volume if volume in self.app.external else f"{self.project}-{volume}")
 
     def ports_of(self, service: Service) -> tuple[tuple[int, str], ...]:
         """The service's ports, and those other services reach it on (``db:5432`` in their settings).
@@ -144,7 +149,7 @@ class KubernetesBuilder(Builder):
         volumes: list[dict[str, Any]] = []
         mounts: list[dict[str, Any]] = []
         for mount in service.mounts:
-            claim = k8s_name(f"{self.project}-{mount.source}")
+            claim = self.claim_name(mount.source)
             if claim not in [v["name"] for v in volumes]:
                 volumes.append({"name": claim, "persistentVolumeClaim": {"claimName": claim}})
             mounts.append({"name": claim, "mountPath": mount.target, "readOnly": mount.read_only})
@@ -211,8 +216,8 @@ class KubernetesBuilder(Builder):
                 }
                 tasks.append(self.task(f"Delete {kind} {name}", "kubernetes.core.k8s", args))
         if remove_volumes:
-            for volume in self.app.volumes:
-                name = k8s_name(f"{self.project}-{volume}")
+            for volume in sorted(set(self.app.volumes) - self.app.external, key=self.app.volumes.index):
+                name = self.claim_name(volume)
                 args = {
                     "state": "absent",
                     "api_version": "v1",

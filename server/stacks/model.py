@@ -84,6 +84,8 @@ class App:
     services: tuple[Service, ...]  # dependencies first
     volumes: tuple[str, ...]
     networks: tuple[str, ...]
+    internal_networks: frozenset[str] = frozenset()  # no route out of the network (compose's internal)
+    external: frozenset[str] = frozenset()  # networks and volumes that exist already: used, never made or removed
 
     @property
     def needs_health(self) -> frozenset[str]:

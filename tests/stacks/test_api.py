@@ -179,6 +179,14 @@ template:
     a: {image: busybox, ports: ["8080:80"]}
     b: {image: busybox, ports: ["127.0.0.1:8080:81"]}
 """
+ODD_NETWORK = """
+metadata: {name: Odd network, version: 1.0.0}
+template:
+  services:
+    a: {image: busybox, networks: [back]}
+  networks:
+    back: {internal: yes-please, ipam: {driver: default}}
+"""
 UNHEALTHY = """
 metadata: {name: Unhealthy, version: 1.0.0}
 template:
@@ -196,6 +204,11 @@ async def test_cycles_port_clashes_and_missing_health_checks_are_refused(admin_c
     errors = errors_of(await admin_client.post("/api/v1/stacks", json={"definition": UNHEALTHY}))
     assert errors == {
         "body.definition.template.services.b.depends_on.a": "waits for 'a' to be healthy, but 'a' has no healthcheck"
+    }
+    errors = errors_of(await admin_client.post("/api/v1/stacks", json={"definition": ODD_NETWORK}))
+    assert errors == {
+        "body.definition.template.networks.back.internal": "must be true or false",
+        "body.definition.template.networks.back.ipam": "not supported; networks take driver, external, internal",
     }
     errors = errors_of(await admin_client.post("/api/v1/stacks", json={"definition": SITE, "compose": COMPOSE}))
     assert list(errors) == ["body.compose"]

@@ -210,6 +210,16 @@ async def test_a_three_service_stack_on_docker_deploys_redeploys_unchanged_and_u
             (project, "deployed", second["id"])
         ]
 
+        # Version 2 of the stack drops the web service: the redeploy removes its container.
+        without_web = SHOP[: SHOP.index("    web:\n")] + SHOP[SHOP.index("  volumes:\n") :]
+        patched = await admin_client.patch(
+            f"/api/v1/stacks/{stack['id']}", json={"definition": without_web.replace("1.0.0", "1.1.0")}
+        )
+        assert patched.json()["latest_version"] == 2, patched.text
+        third = await follow(admin_client, stack, deployment, "redeploy", {})
+        assert project_objects(lab_docker, project)["containers"] == [f"{project}-api-1", f"{project}-db-1"]
+        assert changed(third) == {"engine": 1}, await stdout(admin_client, third["id"])
+
         await follow(admin_client, stack, deployment, "undeploy", {})
         assert project_objects(lab_docker, project) == {
             "containers": [],
