@@ -78,9 +78,10 @@ def render_context(definition: Definition, values: Mapping[str, Any]) -> dict[st
     }
 
 
-def render_notes(definition: Definition, values: Mapping[str, Any]) -> str:
+def render_notes(definition: Definition, values: Mapping[str, Any], project: str = "") -> str:
     """The deployment notes with the values filled in; a secret shows as bullets."""
     context = {name: ("••••••••" if v.secret else values.get(name)) for name, v in definition.variables.items()}
+    context.setdefault("deployment_name", project)
     try:
         return sandbox.render(definition.deployment_notes, context) if definition.deployment_notes else ""
     except sandbox.TemplateError:
@@ -106,7 +107,6 @@ def compile_stack(
     context = render_context(definition, values)
     rng = random.Random(0)  # noqa: S311 - templates only use it for ports and ids, never secrets
     problems = Problems()
-    template = _render_tree(definition.template, context, "template", problems, rng)
     given = {**definition.target_parameters.get(target, {}), **(parameters or {})}
     rendered_parameters = _render_tree(given, context, f"{path}.parameters", problems, rng)
     deployment_name = (
@@ -115,18 +115,23 @@ def compile_stack(
         else ""
     )
     problems.raise_if_any()
-    app = build_app(template, "template")
     settings = _parameters(target, rendered_parameters, f"{path}.parameters")
     project = str(settings.get("project") or slug(str(deployment_name or definition.metadata.name)))
     if not PROJECT.match(project):
         raise ValidationFailed.for_field(
             f"{path}.parameters.project", "must be lower-case letters, digits and '-' (at most 40), like my-app"
         )
+    # The public format's templates may name the deployment: {{ deployment_name }} is the project.
+    context.setdefault("deployment_name", project)
+    template = _render_tree(definition.template, context, "template", problems, rng)
+    problems.raise_if_any()
+    app = build_app(template, "template")
     secrets = Secrets()
     header = HEADER.format(name=definition.metadata.name, version=definition.metadata.version, target=target)
     builder = KubernetesBuilder if target == "kubernetes" else DockerBuilder
     content = builder(app, project, settings, secrets).render(target, action, header, remove_volumes, definition)
-    return Compiled(content, target, action, project, render_notes(definition, values), tuple(sorted(secrets.used)))
+    notes = render_notes(definition, values, project)
+    return Compiled(content, target, action, project, notes, tuple(sorted(secrets.used)))
 
 
 _PARAMETER_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {

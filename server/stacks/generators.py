@@ -1,8 +1,10 @@
-"""The functions templates may call: password, secret, port and UUID generators.
+"""The functions templates may call: password, secret, port, UUID and name generators.
 
 They are the sandbox's only globals. Passwords and secrets always come from :mod:`secrets`;
-``random_port`` and ``uuid`` draw from the render's random source, so a render given a seeded
-``random.Random`` gives the same ports and UUIDs each time.
+``random_port``, ``uuid`` and the names draw from the render's random source, so a render given a
+seeded ``random.Random`` gives the same ports, UUIDs and names each time. ``generate_animalname``
+and ``generate_cosmicname`` (names such as ``postgres-brave-otter``) exist for definitions written
+for the public format.
 """
 
 from __future__ import annotations
@@ -67,6 +69,28 @@ def uuid() -> str:
     return str(uuid_module.UUID(int=rng().getrandbits(128), version=4))
 
 
+_ADJECTIVES = ("brave", "calm", "eager", "gentle", "lucky", "quiet", "rapid", "sunny", "swift", "witty")
+_ANIMALS = ("badger", "falcon", "heron", "lynx", "otter", "panda", "raven", "seal", "tiger", "wolf")
+_COSMOS = ("comet", "galaxy", "meteor", "nebula", "nova", "orbit", "pulsar", "quasar", "star", "zenith")
+
+
+def _name(kind: str, prefix: Any, words: tuple[str, ...]) -> str:
+    if not isinstance(prefix, str) or len(prefix) > 40:
+        raise TemplateError(f"{kind}: the prefix must be a string of at most 40 characters")
+    source = rng()
+    parts = [prefix] if prefix else []
+    return "-".join([*parts, source.choice(_ADJECTIVES), source.choice(words)])
+
+
+def generate_animalname(prefix: str = "") -> str:
+    return _name("generate_animalname", prefix, _ANIMALS)
+
+
+def generate_cosmicname(prefix: str = "") -> str:
+    return _name("generate_cosmicname", prefix, _COSMOS)
+
+
 GENERATORS: dict[str, Callable[..., str | int]] = {
-    f.__name__: f for f in (generate_password, generate_secret, random_port, uuid)
+    f.__name__: f
+    for f in (generate_password, generate_secret, random_port, uuid, generate_animalname, generate_cosmicname)
 }

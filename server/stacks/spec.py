@@ -207,9 +207,11 @@ def parse_definition(raw: str | Mapping[str, Any], path: str = "body.definition"
         notes = ""
     problems.raise_if_any()
     known = set(variables)
-    _check_templates(template, f"{path}.template", known, problems, compose_root=True)
+    # ``deployment_name`` (the project a deployment is named by) is there for the template and notes.
+    named = known | {"deployment_name"}
+    _check_templates(template, f"{path}.template", named, problems)
     _check_templates(parameters, f"{path}.target_parameters", known, problems)
-    _check_templates(notes, f"{path}.deployment_notes", known, problems)
+    _check_templates(notes, f"{path}.deployment_notes", named, problems)
     _check_templates(metadata.deployment_name, f"{path}.metadata.deployment_name", known, problems)
     problems.raise_if_any()
     source = json.loads(json.dumps(dict(data), default=str))
@@ -363,7 +365,7 @@ def walk_strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
             yield from walk_strings(item, f"{path}.{index}")
 
 
-def _check_templates(value: Any, path: str, known: set[str], problems: Problems, *, compose_root: bool = False) -> None:
+def _check_templates(value: Any, path: str, known: set[str], problems: Problems) -> None:
     for where, text in walk_strings(value, path):
         if not sandbox.has_template(text):
             continue

@@ -356,3 +356,52 @@ async def test_template_injection_through_the_api_reads_nothing(
     response = await admin_client.post("/api/v1/stacks", json={"definition": definition})
     assert response.status_code == 422, response.text
     assert "canary-8b1f2e" not in response.text and "os" not in response.json()["errors"][0]["message"].split()
+
+
+# Written the way definitions of the public format are: target_type, deployment_name, a single
+# container with container_name and restart_policy, and name generators in defaults.
+PUBLIC_STYLE = """
+metadata:
+  name: "Key-value store"
+  version: "1.0.0"
+  category: "Database"
+  author: "WindFlow"
+  license: "MIT"
+  icon_url: "https://example.org/icon.svg"
+  screenshots: []
+  is_public: true
+  target_type: "docker"
+  deployment_name: "{{ container_name }}"
+template:
+  image: "redis:{{ version }}"
+  container_name: "{{ deployment_name }}"
+  command: redis-server --appendonly yes
+  ports: ["{{ host_port }}:6379"]
+  volumes: ["{{ volume_name }}:/data"]
+  restart_policy: "unless-stopped"
+  labels: {managed_by: windflow, deployment_name: "{{ deployment_name }}"}
+variables:
+  version: {type: string, label: "Version", default: "7", enum: ["7", "6"], required: true, group: "General", help: "…"}
+  container_name:
+    type: string
+    label: "Container name"
+    default: "{{ generate_animalname('kv') }}"
+    pattern: "^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"
+  host_port: {type: number, label: "Host port", default: 6379, minimum: 1, maximum: 65535}
+  volume_name: {type: string, default: "{{ generate_cosmicname('kv-data') }}"}
+deployment_notes: "Connect to {{ deployment_name }} on port {{ host_port }}."
+"""
+
+
+async def test_a_definition_in_the_public_style_compiles(admin_client: Client) -> None:
+    stack = await create(admin_client, {"definition": PUBLIC_STYLE})
+    assert stack["targets"] == ["docker", "vm", "bare-metal"]
+    body = {"target": "docker", "values": {"container_name": "kv_main", "volume_name": "kv-data"}}
+    compiled = (await admin_client.post(f"/api/v1/stacks/{stack['id']}/compile", json=body)).json()
+    content = compiled["content"]
+    assert compiled["project"] == "kv-main"
+    assert "name: kv-main-app-1" in content and "hostname: kv-main" in content
+    assert "restart_policy: unless-stopped" in content and "source: kv-main_kv-data" in content
+    assert compiled["deployment_notes"] == "Connect to kv-main on port 6379."
+    generated = (await admin_client.post(f"/api/v1/stacks/{stack['id']}/compile", json={"target": "docker"})).json()
+    assert generated["project"].startswith("kv-") and generated["project"].count("-") == 2
