@@ -7,6 +7,8 @@ and a Service for the ports it listens on or that other services reach it on.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from typing import Any
 
@@ -66,6 +68,48 @@ class KubernetesBuilder(Builder):
             )
             if self.ports_of(service):
                 tasks.append(self.resource("Apply", self.service(service)))
+        return tasks + self.prune_tasks()
+
+    def prune_tasks(self) -> list[dict[str, Any]]:
+        """Remove what an earlier version of the stack made and this one no longer has."""
+        expected: dict[str, list[str]] = {"Deployment": [], "Service": [], "ConfigMap": [], "Secret": []}
+        for service in self.app.services:
+            plain, secret = self.split_env(service)
+            expected["Deployment"].append(k8s_name(service.name))
+            if self.ports_of(service):
+                expected["Service"].append(k8s_name(service.name))
+            if plain:
+                expected["ConfigMap"].append(k8s_name(f"{service.name}-env"))
+            if secret:
+                expected["Secret"].append(k8s_name(f"{service.name}-env"))
+        tasks = []
+        for kind, names in expected.items():
+            api = "apps/v1" if kind == "Deployment" else "v1"
+            found = f"stack_{kind.lower()}s"
+            selector = [f"app.kubernetes.io/instance={self.project}"]
+            find = {"api_version": api, "kind": kind, "namespace": self.namespace, "label_selectors": selector}
+            tasks.append(
+                self.task(f"Find the {kind}s of this deployment", "kubernetes.core.k8s_info", find, register=found)
+            )
+            remove = {
+                "state": "absent",
+                "api_version": api,
+                "kind": kind,
+                "namespace": self.namespace,
+                "name": "{{ item.metadata.name }}",
+            }
+            tasks.append(
+                self.task(
+                    f"Remove the {kind}s the stack no longer has",
+                    "kubernetes.core.k8s",
+                    remove,
+                    raw=True,
+                    loop=f"{{{{ {found}.resources }}}}",
+                    loop_control={"label": "{{ item.metadata.name }}"},
+                    when="item.metadata.name not in stack_expected",
+                    vars={"stack_expected": names},
+                )
+            )
         return tasks
 
     def split_env(self, service: Service) -> tuple[dict[str, str], dict[str, str]]:
@@ -173,9 +217,18 @@ class KubernetesBuilder(Builder):
                 "replicas": service.replicas,
                 "strategy": strategy,
                 "selector": {"matchLabels": selector},
-                "template": {"metadata": {"labels": {**selector, **dict(service.labels)}}, "spec": pod},
+                "template": {"metadata": self.pod_metadata(service, selector), "spec": pod},
             },
         }
+
+    def pod_metadata(self, service: Service, selector: dict[str, str]) -> dict[str, Any]:
+        """Labels, and a checksum of the plain environment: a change of it rolls the pods."""
+        metadata: dict[str, Any] = {"labels": {**selector, **dict(service.labels)}}
+        plain, _ = self.split_env(service)
+        if plain:
+            digest = hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()[:16]
+            metadata["annotations"] = {"windflow.io/env-checksum": digest}
+        return metadata
 
     def service(self, service: Service) -> dict[str, Any]:
         kind = str(self.settings.get("service_type") or "ClusterIP")

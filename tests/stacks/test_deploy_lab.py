@@ -98,6 +98,9 @@ deployment_notes: |
   The shop answers on port {{{{ web_port }}}}.
 """
 
+# Version 1.1.0 drops the web service: a redeploy must remove what it had.
+SHOP_WITHOUT_WEB = (SHOP[: SHOP.index("    web:\n")] + SHOP[SHOP.index("  volumes:\n") :]).replace("1.0.0", "1.1.0")
+
 
 def free_port(address: str) -> int:
     with socket.socket() as sock:
@@ -211,10 +214,7 @@ async def test_a_three_service_stack_on_docker_deploys_redeploys_unchanged_and_u
         ]
 
         # Version 2 of the stack drops the web service: the redeploy removes its container.
-        without_web = SHOP[: SHOP.index("    web:\n")] + SHOP[SHOP.index("  volumes:\n") :]
-        patched = await admin_client.patch(
-            f"/api/v1/stacks/{stack['id']}", json={"definition": without_web.replace("1.0.0", "1.1.0")}
-        )
+        patched = await admin_client.patch(f"/api/v1/stacks/{stack['id']}", json={"definition": SHOP_WITHOUT_WEB})
         assert patched.json()["latest_version"] == 2, patched.text
         third = await follow(admin_client, stack, deployment, "redeploy", {})
         assert project_objects(lab_docker, project)["containers"] == [f"{project}-api-1", f"{project}-db-1"]
@@ -291,6 +291,14 @@ async def _deploy_to_kubernetes(
 
     again = await follow(admin_client, stack, first["deployment"], "redeploy", {})
     assert changed(again) == {"cluster": 0}, await stdout(admin_client, again["id"])
+    # Version 2 drops the web service: the redeploy removes its Deployment and its Service.
+    await admin_client.patch(f"/api/v1/stacks/{stack['id']}", json={"definition": SHOP_WITHOUT_WEB})
+    await follow(admin_client, stack, first["deployment"], "redeploy", {})
+    names = [
+        d["metadata"]["name"]
+        for d in lab_kubernetes.api_get(f"/apis/apps/v1/namespaces/{project}/deployments")["items"]
+    ]
+    assert sorted(names) == ["api", "db"]
 
     await follow(admin_client, stack, first["deployment"], "undeploy", {"remove_volumes": True})
     for _ in range(600):
