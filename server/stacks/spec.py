@@ -102,6 +102,8 @@ SEMVER = re.compile(
 SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 RESOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 MAX_DEFINITION = 1024 * 1024
+MAX_NODES = 100_000
+MAX_DEPTH = 50
 SINGLE_SERVICE = "app"
 
 
@@ -173,7 +175,7 @@ def load_text(text: str, path: str) -> Any:
     if len(text.encode()) > MAX_DEFINITION:
         raise ValidationFailed.for_field(path, "must be at most 1 MiB")
     try:
-        return yaml.load(text, Loader=yaml.CSafeLoader)  # noqa: S506 - the C safe loader
+        data = yaml.load(text, Loader=yaml.CSafeLoader)  # noqa: S506 - the C safe loader
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" (line {mark.line + 1})" if mark else ""
@@ -182,11 +184,36 @@ def load_text(text: str, path: str) -> Any:
         raise ValidationFailed.for_field(path, f"invalid YAML: {exc}") from None
     except RecursionError:
         raise ValidationFailed.for_field(path, "nests too deeply") from None
+    check_size(data, path)
+    return data
+
+
+def check_size(data: Any, path: str) -> None:
+    """Refuse documents past MAX_NODES values (anchors counted as expanded) or MAX_DEPTH levels.
+
+    YAML aliases share one object, so a small text can stand for billions of values; everything
+    after this (rendering, JSON) walks them expanded. The walk stops as soon as a limit is passed.
+    """
+    count = 0
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        count += 1
+        if count > MAX_NODES:
+            raise ValidationFailed.for_field(path, f"holds more than {MAX_NODES} values (anchors expanded)")
+        if depth > MAX_DEPTH:
+            raise ValidationFailed.for_field(path, f"nests more than {MAX_DEPTH} levels deep")
+        if isinstance(value, Mapping):
+            stack.extend((item, depth + 1) for pair in value.items() for item in pair)
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
 
 
 def parse_definition(raw: str | Mapping[str, Any], path: str = "body.definition") -> Definition:
     """Validate a definition (YAML/JSON text or the parsed object) and normalise its template."""
     data = load_text(raw, path) if isinstance(raw, str) else raw
+    if not isinstance(raw, str):
+        check_size(raw, path)
     if not isinstance(data, Mapping):
         raise ValidationFailed.for_field(path, "must be a mapping with metadata, template and variables")
     problems = Problems()

@@ -405,3 +405,20 @@ async def test_a_definition_in_the_public_style_compiles(admin_client: Client) -
     assert compiled["deployment_notes"] == "Connect to kv-main on port 6379."
     generated = (await admin_client.post(f"/api/v1/stacks/{stack['id']}/compile", json={"target": "docker"})).json()
     assert generated["project"].startswith("kv-") and generated["project"].count("-") == 2
+
+
+LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]\n" for i in range(8)
+)
+
+
+async def test_a_yaml_bomb_or_a_deep_document_is_refused_at_once(admin_client: Client) -> None:
+    bomb = await admin_client.post("/api/v1/stacks", json={"definition": LAUGHS})
+    assert errors_of(bomb) == {"body.definition": "holds more than 100000 values (anchors expanded)"}
+    deep: dict[str, Any] = {}
+    for _ in range(200):
+        deep = {"x": deep}
+    response = await admin_client.post("/api/v1/stacks", json={"definition": {"metadata": deep}})
+    assert errors_of(response) == {"body.definition": "nests more than 50 levels deep"}
+    compose = await admin_client.post("/api/v1/stacks", json={"compose": LAUGHS, "name": "bomb"})
+    assert errors_of(compose) == {"body.compose": "holds more than 100000 values (anchors expanded)"}
