@@ -104,3 +104,27 @@ def test_every_golden_playbook_passes_ansible_lint_production(tmp_path: Path) ->
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_repository_roles_and_library_pass_ansible_lint_production(tmp_path: Path) -> None:
+    root = roles_dir().parent
+    env = {**_ansible_env(tmp_path), "NO_COLOR": "1"}
+    result = subprocess.run(  # noqa: S603 - fixed argv
+        [
+            str(VENV_BIN / "ansible-lint"),
+            "--offline",
+            "--profile",
+            "production",
+            "--nocolor",
+            "--strict",
+            "roles",
+            "playbooks",
+        ],
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
