@@ -9,6 +9,7 @@ and left out, never fatal.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from dataclasses import dataclass
@@ -26,6 +27,9 @@ log = logging.getLogger(__name__)
 Strategy = Literal["skip", "update", "force"]
 CATALOGUE = Path(__file__).with_name("catalogue")
 OUTCOMES = ("created", "updated", "unchanged", "skipped")
+# Definitions already checked in this process, by file content: the files do not change while it
+# runs, so a later start-up or a new organization costs no new parse and compile.
+_checked: dict[str, Definition] = {}
 
 
 @dataclass(frozen=True)
@@ -39,8 +43,13 @@ def read_catalogue(directory: Path = CATALOGUE) -> list[Entry]:
     entries: dict[str, Entry] = {}
     for path in sorted(directory.glob("*.yml")):
         try:
-            definition = parse_definition(load_text(path.read_text(encoding="utf-8"), path.name), path.name)
-            check_defaults(definition)
+            text = path.read_text(encoding="utf-8")
+            key = hashlib.sha256(f"{path.name}\0{text}".encode()).hexdigest()
+            definition = _checked.get(key)
+            if definition is None:
+                definition = parse_definition(load_text(text, path.name), path.name)
+                check_defaults(definition)
+                _checked[key] = definition
         except (OSError, UnicodeDecodeError, ValidationFailed) as exc:
             detail = exc.detail if isinstance(exc, ValidationFailed) else str(exc)
             log.warning("catalogue stack invalid, skipped", extra={"file": str(path), "error": detail})
