@@ -60,6 +60,7 @@ from server.settings import Settings, SettingsError
 from server.stacks.catalogue import Strategy, sync_catalogue
 
 log = logging.getLogger(__name__)
+RECOVERY_STOP_TIMEOUT = 30  # seconds a recovery pass under way may take to finish at shutdown
 API_PREFIX = "/api/v1"
 
 
@@ -122,10 +123,13 @@ def create_app(settings: Settings) -> Litestar:
             await sync_bundled()
             await sync_catalogue(cast(Strategy, settings.stack_catalogue))
             app.state.engine = engine
-            recovery = asyncio.create_task(recovery_loop(settings, run_queue, publisher, run_metrics))
+            stop_recovery = asyncio.Event()
+            recovery = asyncio.create_task(recovery_loop(settings, run_queue, publisher, run_metrics, stop_recovery))
             try:
                 yield
             finally:
+                stop_recovery.set()  # the pass under way finishes: its queries are not cut off
+                await asyncio.wait({recovery}, timeout=RECOVERY_STOP_TIMEOUT)
                 recovery.cancel()
                 await run_queue.close()
         finally:

@@ -12,6 +12,7 @@ Each pass, at start-up and every ``WINDFLOW_RUN_RECOVERY_INTERVAL`` seconds:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import shutil
@@ -138,11 +139,19 @@ async def _refresh_gauges(queue: RunQueue, metrics: RunMetrics, counts: Recovere
         log.warning("queue depth unavailable")
 
 
-async def recovery_loop(settings: Settings, queue: RunQueue, publisher: Publisher, metrics: RunMetrics) -> None:
-    """Forever: a pass, then sleep; errors are logged and the loop goes on."""
-    while True:
+async def recovery_loop(
+    settings: Settings, queue: RunQueue, publisher: Publisher, metrics: RunMetrics, stop: asyncio.Event | None = None
+) -> None:
+    """A pass, then a pause, until ``stop`` is set; errors are logged and the loop goes on.
+
+    Stopping never cancels a pass under way: a database call cut off in the middle would finish
+    on its driver thread after the event loop is gone.
+    """
+    stop = stop or asyncio.Event()
+    while not stop.is_set():
         try:
             await recover(settings, queue, publisher, metrics)
         except Exception:  # noqa: BLE001
             log.exception("run recovery pass failed")
-        await asyncio.sleep(settings.run_recovery_interval)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), settings.run_recovery_interval)
