@@ -28,7 +28,8 @@ DefinitionInput = Annotated[
     str | dict[str, Any], msgspec.Meta(description="the stack definition, as YAML/JSON text or as an object")
 ]
 ComposeInput = Annotated[str, msgspec.Meta(min_length=1, description="a docker-compose.yml, as text")]
-StackName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL stores no NUL character
+StackName = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=NO_NUL)]
 DeploymentName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")]
 
 
@@ -192,8 +193,10 @@ class StackController(Controller):
         self,
         request: AnyRequest,
         paging: NamedDependency[Paging],
-        category: Annotated[str | None, Parameter(max_length=100, description="only this category")] = None,
-        q: Annotated[str | None, Parameter(max_length=100, description="name contains")] = None,
+        category: Annotated[
+            str | None, Parameter(max_length=100, pattern=NO_NUL, description="only this category")
+        ] = None,
+        q: Annotated[str | None, Parameter(max_length=100, pattern=NO_NUL, description="name contains")] = None,
     ) -> Page[StackSummary]:
         rows, total = await service.list_stacks(principal_of(request), paging.page, paging.size, category, q)
         return paging.of([_as(r, StackSummary) for r in rows], total)

@@ -30,7 +30,7 @@ from server.runs.service import check_target, enqueue_or_defer, get_run, insert_
 from server.runs.spec import RunOptions
 from server.stacks.compiler import Compiled, compile_stack
 from server.stacks.service import audit_event, json_value, load, store_playbook, summary
-from server.stacks.spec import Definition
+from server.stacks.spec import Definition, check_size
 from server.stacks.variables import resolve
 
 DEPLOYMENT = (
@@ -165,6 +165,8 @@ async def deploy(
 ) -> dict[str, Any]:
     """Compile the stack for ``target`` and launch it on the inventory, as a new deployment."""
     organization_id = principal.current_organization()
+    check_size(values, "body.values")
+    check_size(parameters, "body.parameters")
     stack, number, definition = await load(organization_id, stack_id, version)
     resolved = resolve(definition.variables, values, "body.values")
     given = dict(parameters)
@@ -256,6 +258,8 @@ async def redeploy(
 ) -> dict[str, Any]:
     """Deploy again, with the stack's latest version unless told otherwise; unspecified values are kept."""
     organization_id = principal.current_organization()
+    check_size(values, "body.values")
+    check_size(parameters or {}, "body.parameters")
     row = await _deployment_row(organization_id, stack_id, deployment_id)
     if row["inventory"] is None:
         raise Conflict("the deployment's inventory was deleted; deploy the stack again under a new name")

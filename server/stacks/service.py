@@ -24,7 +24,7 @@ from server.playbooks.service import checksum_of, insert_playbook, save_version
 from server.stacks.compiler import Compiled, compile_stack
 from server.stacks.compose import from_compose
 from server.stacks.form import form_schema
-from server.stacks.spec import Definition, definition_checksum, parse_definition
+from server.stacks.spec import Definition, check_size, definition_checksum, parse_definition
 from server.stacks.variables import resolve
 
 SUMMARY = (
@@ -355,6 +355,8 @@ async def compile_playbook(
     action: str = "deploy",
     remove_volumes: bool = False,
 ) -> dict[str, Any]:
+    check_size(values, "body.values")
+    check_size(parameters, "body.parameters")
     stack, number, definition = await load(principal.current_organization(), stack_id, version)
     resolved = resolve(definition.variables, values, "body.values")
     compiled = compile_stack(
@@ -395,6 +397,8 @@ async def diff_versions(
 ) -> dict[str, Any]:
     """The compiled playbooks of two stack versions (same values and parameters), as a unified diff."""
     organization_id = principal.current_organization()
+    check_size(values, "body.values")
+    check_size(parameters, "body.parameters")
     contents = []
     for field, number in (("body.from_version", old), ("body.to_version", new)):
         try:

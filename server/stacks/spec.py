@@ -189,24 +189,29 @@ def load_text(text: str, path: str) -> Any:
 
 
 def check_size(data: Any, path: str) -> None:
-    """Refuse documents past MAX_NODES values (anchors counted as expanded) or MAX_DEPTH levels.
+    """Refuse documents past MAX_NODES values (anchors counted as expanded) or MAX_DEPTH levels,
+    and text holding a NUL character (no database stores one).
 
     YAML aliases share one object, so a small text can stand for billions of values; everything
     after this (rendering, JSON) walks them expanded. The walk stops as soon as a limit is passed.
     """
     count = 0
-    stack: list[tuple[Any, int]] = [(data, 0)]
+    stack: list[tuple[Any, int, str]] = [(data, 0, path)]
     while stack:
-        value, depth = stack.pop()
+        value, depth, where = stack.pop()
         count += 1
         if count > MAX_NODES:
             raise ValidationFailed.for_field(path, f"holds more than {MAX_NODES} values (anchors expanded)")
         if depth > MAX_DEPTH:
             raise ValidationFailed.for_field(path, f"nests more than {MAX_DEPTH} levels deep")
+        if isinstance(value, str) and "\x00" in value:
+            raise ValidationFailed.for_field(where, "must not contain NUL characters")
         if isinstance(value, Mapping):
-            stack.extend((item, depth + 1) for pair in value.items() for item in pair)
+            for key, item in value.items():
+                stack.append((key, depth + 1, where))
+                stack.append((item, depth + 1, f"{where}.{key}"))
         elif isinstance(value, list):
-            stack.extend((item, depth + 1) for item in value)
+            stack.extend((item, depth + 1, f"{where}.{index}") for index, item in enumerate(value))
 
 
 def parse_definition(raw: str | Mapping[str, Any], path: str = "body.definition") -> Definition:

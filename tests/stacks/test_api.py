@@ -422,3 +422,16 @@ async def test_a_yaml_bomb_or_a_deep_document_is_refused_at_once(admin_client: C
     assert errors_of(response) == {"body.definition": "nests more than 50 levels deep"}
     compose = await admin_client.post("/api/v1/stacks", json={"compose": LAUGHS, "name": "bomb"})
     assert errors_of(compose) == {"body.compose": "holds more than 100000 values (anchors expanded)"}
+
+
+async def test_nul_characters_are_refused_not_stored(admin_client: Client) -> None:
+    document = yaml.safe_load(SITE)
+    document["metadata"]["name"] = "Tiny\x00site"
+    response = await admin_client.post("/api/v1/stacks", json={"definition": document})
+    assert errors_of(response) == {"body.definition.metadata.name": "must not contain NUL characters"}
+    assert (await admin_client.get("/api/v1/stacks", params={"category": "a\x00b"})).status_code == 422
+    stack = await create(admin_client, {"definition": SITE.replace("Tiny site", "Tiny site nul")})
+    compiled = await admin_client.post(
+        f"/api/v1/stacks/{stack['id']}/compile", json={"target": "docker", "values": {"who": "a\x00b"}}
+    )
+    assert errors_of(compiled) == {"body.values.who": "must not contain NUL characters"}
