@@ -13,6 +13,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from piccolo.engine.sqlite import SQLiteEngine
+
 from server import audit
 from server.auth.principal import Principal
 from server.auth.service import utcnow
@@ -153,7 +155,10 @@ async def list_stacks(
         query, counter = query.where(Stack.category == category), counter.where(Stack.category == category)
     if search:
         pattern = "%" + search.replace("%", "").replace("_", "") + "%"
-        query, counter = query.where(Stack.name.ilike(pattern)), counter.where(Stack.name.ilike(pattern))
+        # SQLite's LIKE already ignores case (ASCII); PostgreSQL needs ILIKE.
+        sqlite = isinstance(Stack._meta.db, SQLiteEngine)
+        matches = Stack.name.like(pattern) if sqlite else Stack.name.ilike(pattern)
+        query, counter = query.where(matches), counter.where(matches)
     rows = await page_of(query, page, size)
     return [_decode(row) for row in rows], await counter
 

@@ -435,3 +435,11 @@ async def test_nul_characters_are_refused_not_stored(admin_client: Client) -> No
         f"/api/v1/stacks/{stack['id']}/compile", json={"target": "docker", "values": {"who": "a\x00b"}}
     )
     assert errors_of(compiled) == {"body.values.who": "must not contain NUL characters"}
+
+
+async def test_the_list_filters_by_category_and_by_name_ignoring_case(admin_client: Client) -> None:
+    await create(admin_client, {"definition": SITE.replace("Tiny site", "Tiny Site Search")})
+    found = (await admin_client.get("/api/v1/stacks", params={"q": "site search"})).json()
+    assert [s["name"] for s in found["items"]] == ["Tiny Site Search"]
+    web = (await admin_client.get("/api/v1/stacks", params={"category": "Web", "size": 100})).json()
+    assert "Tiny Site Search" in [s["name"] for s in web["items"]] and all(s["category"] == "Web" for s in web["items"])
