@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import math
 import random
 from typing import Any
 
+import jsonschema
 import pytest
 
 from server.errors import ValidationFailed
@@ -764,16 +763,9 @@ def test_form_schema_types_of_enums() -> None:
 def test_form_schema_is_valid_json_schema() -> None:
     variables = parse(EXAMPLE)
     schema = form_schema(variables, "Postgres")
-    # jsonschema if it is installed, else jsonschema_rs (which schemathesis brings along)
-    if importlib.util.find_spec("jsonschema") is not None:
-        validator = importlib.import_module("jsonschema").Draft202012Validator
-        validator.check_schema(schema)
-    elif importlib.util.find_spec("jsonschema_rs") is not None:
-        library = importlib.import_module("jsonschema_rs")
-        library.meta.validate(schema)
-        validator = library.Draft202012Validator
-    else:
-        pytest.skip("no JSON Schema validator installed")
+    # jsonschema comes with ansible-lint, a dependency
+    validator = jsonschema.Draft202012Validator
+    validator.check_schema(schema)
     is_valid = validator(schema).is_valid
     assert is_valid({})
     assert is_valid({"postgres_version": "15", "host_port": 80, "enable_email": True, "email_host": "mail"})
