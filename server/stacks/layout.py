@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -138,7 +139,7 @@ TEMPLATE_OF = {
 }
 
 
-class Builder:
+class Builder(ABC):
     def __init__(self, app: App, project: str, settings: Mapping[str, Any], secrets: Secrets) -> None:
         self.app = app
         self.project = project
@@ -186,8 +187,10 @@ class Builder:
             ],
         )
 
+    @abstractmethod
     def deploy_tasks(self) -> list[dict[str, Any]]:
-        raise NotImplementedError
+        """The tasks that make the stack run on the target."""
 
+    @abstractmethod
     def undeploy_tasks(self, remove_volumes: bool) -> list[dict[str, Any]]:
-        raise NotImplementedError
+        """The tasks that remove what the deploy tasks made (volumes only when asked)."""
