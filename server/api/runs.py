@@ -56,6 +56,7 @@ class RunRead(msgspec.Struct):
     relaunch_of: uuid.UUID | None
     created_by: uuid.UUID | None
     created_at: dt.datetime
+    proposal_id: uuid.UUID | None = None
 
 
 def _run(row: dict[str, Any]) -> RunRead:

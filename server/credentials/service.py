@@ -21,7 +21,7 @@ from server.auth.service import utcnow
 from server.credentials import crypto, kinds
 from server.db.engine import atomic
 from server.db.pages import page_of
-from server.db.tables import Credential, Deployment, InventoryCredential
+from server.db.tables import AssistantSettings, Credential, Deployment, InventoryCredential
 from server.errors import Conflict, FieldError, NotFound, ValidationFailed
 
 COLUMNS = (
@@ -230,6 +230,8 @@ async def delete_credential(principal: Principal, credential_id: uuid.UUID) -> N
             # Its values (generated passwords included) are what the deployment's services run with.
             names = ", ".join(sorted(str(name) for name in deployments))
             raise Conflict(f"credential {row['name']!r} holds the secret values of deployments: {names}")
+        if await AssistantSettings.exists().where(AssistantSettings.credential == credential_id):
+            raise Conflict(f"credential {row['name']!r} is the assistant's API key; change the assistant settings first")
         await Credential.delete().where(Credential.id == credential_id)
         stored = row["fields"]
         fields = sorted([*stored.get("inputs", {}), *stored.get("secret_fields", [])])

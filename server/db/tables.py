@@ -183,6 +183,9 @@ class Run(Table, tablename="run"):
     host_stats = JSON(default="{}")
     event_count = Integer(default=0)
     relaunch_of = UUID(null=True, default=None)
+    # A run of content that is no saved playbook (an assistant proposal's check): the playbook itself.
+    content = Text(default="")
+    proposal = UUID(null=True, default=None)
     created_by = UUID(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
 
@@ -259,6 +262,81 @@ class Deployment(Table, tablename="deployment"):
     updated_at = Timestamptz(default=TimestamptzNow())
 
 
+class AssistantSettings(Table, tablename="assistant_settings"):
+    """An organization's overrides of the server's LLM defaults; ``credential`` holds its API key."""
+
+    id = UUID(primary_key=True)
+    organization = ForeignKey(Organization, on_delete=OnDelete.cascade)
+    credential = ForeignKey(Credential, null=True, on_delete=OnDelete.restrict)
+    config = JSON(default="{}")
+    updated_by = UUID(null=True, default=None)
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class Conversation(Table, tablename="conversation"):
+    """A chat of one user in one organization."""
+
+    id = UUID(primary_key=True)
+    organization = ForeignKey(Organization, on_delete=OnDelete.cascade)
+    owner = ForeignKey(User, on_delete=OnDelete.cascade)
+    title = Varchar(length=200, default="")
+    context = JSON(default="{}")
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class AssistantMessage(Table, tablename="assistant_message"):
+    """One turn's text: the user's, or the assistant's with its tool calls, tokens and status."""
+
+    id = UUID(primary_key=True)
+    conversation = ForeignKey(Conversation, on_delete=OnDelete.cascade)
+    role = Varchar(length=16)
+    content = Text(default="")
+    status = Varchar(length=16, default="complete")
+    error = JSON(default="{}")
+    context = JSON(default="{}")
+    tool_calls = JSON(default="[]")
+    actions = JSON(default="[]")
+    model = Varchar(length=200, default="")
+    tokens_in = Integer(default=0)
+    tokens_out = Integer(default=0)
+    first_token_ms = Integer(null=True, default=None)
+    stop_requested = Boolean(default=False)
+    created_at = Timestamptz(default=TimestamptzNow())
+    finished_at = Timestamptz(null=True, default=None)
+
+
+class AssistantProposal(Table, tablename="assistant_proposal"):
+    """A playbook, stack or change the assistant proposed, with every attempt and its evidence."""
+
+    id = UUID(primary_key=True)
+    organization = ForeignKey(Organization, on_delete=OnDelete.cascade)
+    conversation = ForeignKey(Conversation, on_delete=OnDelete.cascade)
+    message = ForeignKey(AssistantMessage, on_delete=OnDelete.cascade)
+    owner = UUID(null=True, default=None)
+    kind = Varchar(length=16)
+    target = Varchar(length=20, default="")
+    base = JSON(default="{}")
+    content = Text(default="")
+    status = Varchar(length=16, default="failed")
+    evidence = JSON(default="[]")
+    attempts = JSON(default="[]")
+    saved = JSON(default="{}")
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class AssistantUsage(Table, tablename="assistant_usage"):
+    """Tokens an organization spent per UTC day; kept when conversations are deleted (budgets)."""
+
+    id = UUID(primary_key=True)
+    organization = ForeignKey(Organization, on_delete=OnDelete.cascade)
+    day = Varchar(length=10)
+    requests = Integer(default=0)
+    tokens_in = Integer(default=0)
+    tokens_out = Integer(default=0)
+
+
 class SchemaMigration(Table, tablename="windflow_migration"):
     name = Varchar(length=100, primary_key=True)
     applied_at = Timestamptz(default=TimestamptzNow())
@@ -282,5 +360,10 @@ TABLES: tuple[type[Table], ...] = (
     Stack,
     StackVersion,
     Deployment,
+    AssistantSettings,
+    Conversation,
+    AssistantMessage,
+    AssistantProposal,
+    AssistantUsage,
     SchemaMigration,
 )

@@ -145,11 +145,12 @@ class Engine:
 
     async def _prepare(self, run: dict[str, Any]) -> Prepared:
         options = msgspec.convert(_json(run["options"]), RunOptions)
-        version = None
+        content = run["content"]
         if run["playbook_version"]:
             query = PlaybookVersion.select(PlaybookVersion.content)
             version = await query.where(PlaybookVersion.id == run["playbook_version"]).first()
-        if version is None:
+            content = version["content"] if version else ""
+        if not content:
             raise PrepareFailed("the playbook version was deleted before the run started")
         inventory = None
         if run["inventory"]:
@@ -166,7 +167,6 @@ class Engine:
         if missing:
             raise PrepareFailed("a credential of this run was deleted: " + ", ".join(sorted(map(str, missing))))
         directory = run_directory(self.settings, run["id"])
-        content = version["content"]
 
         def write() -> Rendered:
             shutil.rmtree(directory, ignore_errors=True)

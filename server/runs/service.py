@@ -47,6 +47,7 @@ COLUMNS = (
     Run.host_stats,
     Run.event_count,
     Run.relaunch_of,
+    Run.proposal,
     Run.created_by,
     Run.created_at,
 )
@@ -61,6 +62,7 @@ def _decode(row: dict[str, Any]) -> dict[str, Any]:
     row["playbook_id"] = row.pop("playbook")
     row["inventory_id"] = row.pop("inventory")
     row["playbook_version_id"] = row.pop("playbook_version")
+    row["proposal_id"] = row.pop("proposal")
     return row
 
 
@@ -173,15 +175,21 @@ async def launch_run(
 
 async def insert_run(
     principal: Principal,
-    playbook_id: uuid.UUID,
-    version_id: uuid.UUID,
-    version: int,
+    playbook_id: uuid.UUID | None,
+    version_id: uuid.UUID | None,
+    version: int | None,
     inventory_id: uuid.UUID,
     options: RunOptions,
     targets: list[str],
     relaunch_of: uuid.UUID | None = None,
+    *,
+    content: str = "",
+    proposal_id: uuid.UUID | None = None,
 ) -> uuid.UUID:
-    """Write a pending run and its audit row, inside the caller's transaction; the caller queues it."""
+    """Write a pending run and its audit row, inside the caller's transaction; the caller queues it.
+
+    A run either names a playbook version, or carries its ``content`` (a proposal's check run).
+    """
     organization_id = principal.current_organization()
     run = Run(
         organization=organization_id,
@@ -193,18 +201,41 @@ async def insert_run(
         status=RunStatus.pending,
         attempts=1,
         relaunch_of=relaunch_of,
+        content=content,
+        proposal=proposal_id,
         created_by=principal.user_id,
     )
     await run.save()
+    detail: dict[str, Any] = {"playbook_id": str(playbook_id), "version": version}
+    if proposal_id is not None:
+        detail = {"proposal_id": str(proposal_id)}
     await audit.record(
         "run.relaunch" if relaunch_of else "run.launch",
         actor=principal,
         organization_id=organization_id,
         target_type="run",
         target_id=run.id,
-        detail={"playbook_id": str(playbook_id), "version": version},
+        detail=detail,
     )
     return run.id
+
+
+async def launch_content_run(
+    principal: Principal,
+    queue: RunQueue,
+    content: str,
+    inventory_id: uuid.UUID,
+    options: RunOptions,
+    proposal_id: uuid.UUID,
+) -> dict[str, Any]:
+    """Run ``content`` (already checked) that is no saved playbook: an assistant proposal's check."""
+    targets = await check_target(principal.current_organization(), inventory_id, options)
+    async with atomic():
+        run_id = await insert_run(
+            principal, None, None, None, inventory_id, options, targets, content=content, proposal_id=proposal_id
+        )
+    await enqueue_or_defer(queue, run_id)
+    return await get_run(principal, run_id)
 
 
 async def enqueue_or_defer(queue: RunQueue, run_id: uuid.UUID, delay: float = 0) -> bool:
@@ -241,6 +272,8 @@ async def relaunch_run(
     principal: Principal, queue: RunQueue, run_id: uuid.UUID, hosts: Literal["all", "failed"]
 ) -> dict[str, Any]:
     current = await get_run(principal, run_id)
+    if current["proposal_id"] is not None:
+        raise Conflict("this run checked an assistant proposal; check the proposal again instead")
     if current["playbook_id"] is None or current["inventory_id"] is None:
         raise Conflict("the run's playbook or inventory was deleted; launch a new run instead")
     options = msgspec.convert(current["options"], RunOptions)
