@@ -8,6 +8,7 @@ Events are stored before they are published, and the final status is published l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ import anyio
 import msgspec
 
 from server.auth.service import utcnow
+from server.credentials.masking import Masker
 from server.credentials.service import reveal
 from server.db.engine import atomic, lock_organization
 from server.db.tables import Inventory, PlaybookVersion, Run
@@ -60,6 +62,7 @@ class Prepared:
     directory: Path
     rendered: Rendered
     options: RunOptions
+    masker: Masker = field(default_factory=Masker)  # the values of the run's credentials
 
 
 @dataclass
@@ -94,7 +97,7 @@ class Engine:
             return await self._finish(run_id, RunStatus.failed, reason, {}, SinkStats(), began)
         cancel = self.active.setdefault(run_id, threading.Event())
         watcher = asyncio.create_task(self._watch(run_id, cancel), name=f"watch {run_id}")
-        sink = EventSink(run_id, self.publisher, on_batch=self.metrics.ingested)
+        sink = EventSink(run_id, self.publisher, on_batch=self.metrics.ingested, masker=prepared.masker)
         try:
             outcome = await anyio.to_thread.run_sync(self._run, prepared, sink, cancel)
         except Exception as exc:  # noqa: BLE001 - whatever breaks, the run must end with a status
@@ -180,7 +183,7 @@ class Engine:
             return rendered
 
         rendered = await anyio.to_thread.run_sync(write)
-        return Prepared(directory, rendered, options)
+        return Prepared(directory, rendered, options, Masker.of(secrets.values()))
 
     def _run(self, prepared: Prepared, sink: EventSink, cancel: threading.Event) -> PlaybookOutcome:
         options = prepared.options
@@ -202,7 +205,10 @@ class Engine:
             env={"ANSIBLE_NOCOLOR": "0", "ANSIBLE_FORCE_COLOR": "1"}
             | ({"ANSIBLE_ROLES_PATH": str(roles)} if (roles := roles_dir()) else {}),
         )
-        return run_playbook(job)
+        try:
+            return run_playbook(job)
+        finally:
+            mask_artifacts(prepared.directory / "artifacts", prepared.masker)
 
     async def _watch(self, run_id: uuid.UUID, cancel: threading.Event) -> None:
         """Heart-beat, and notice a cancel request within ``CANCEL_POLL`` seconds."""
@@ -243,6 +249,28 @@ class Engine:
 
     async def _publish_status(self, run_id: uuid.UUID, status: RunStatus, reason: str, last_counter: int) -> None:
         await publish_status(self.publisher, run_id, status, reason, last_counter)
+
+
+def mask_artifacts(directory: Path, masker: Masker) -> None:
+    """Mask the run's secret values in what runner keeps on disk (its stdout, the stats event).
+
+    Those files outlive the run (``WINDFLOW_RUN_RETENTION_DAYS``) and repeat what the events hold.
+    """
+    if not masker or not directory.is_dir():
+        return
+    for path in directory.rglob("*"):
+        if path.is_symlink() or not path.is_file():
+            continue
+        try:
+            text = path.read_bytes().decode("utf-8", "surrogateescape")
+            masked = masker.text(text)
+            if masked != text:
+                path.write_bytes(masked.encode("utf-8", "surrogateescape"))
+        except OSError:
+            # The events are masked already; an unreadable leftover must not fail the run. Say so.
+            log.warning("could not mask a run artifact; deleting it", extra={"path": str(path)})
+            with contextlib.suppress(OSError):
+                path.unlink()
 
 
 def _json(value: Any) -> Any:

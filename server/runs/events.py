@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from server.credentials.masking import Masker
 from server.db.engine import atomic
 from server.db.tables import Run, RunEvent
 
@@ -76,6 +77,16 @@ def _censor(data: dict[str, Any]) -> dict[str, Any]:
         return data
     kept = {k: v for k, v in data.items() if k not in ("res", "task_args", "resolved_action_args")}
     return {**kept, "res": {"censored": CENSORED}}
+
+
+def mask_event(masker: Masker, event: dict[str, Any]) -> dict[str, Any]:
+    """The event with the run's secret values masked where Ansible prints them: stdout and its data."""
+    if not masker:
+        return event
+    masked = {**event, "event_data": masker.value(event.get("event_data") or {})}
+    if isinstance(event.get("stdout"), str):
+        masked["stdout"] = masker.text(event["stdout"])
+    return masked
 
 
 def to_row(run_id: uuid.UUID, event: dict[str, Any]) -> dict[str, Any]:
@@ -140,17 +151,23 @@ class SinkStats:
 
 
 class EventSink:
-    """Receives events from runner's thread; stores them in batches; then publishes each batch."""
+    """Receives events from runner's thread; stores them in batches; then publishes each batch.
+
+    With a ``masker``, the run's secret values are masked before an event becomes a row, so neither
+    the database nor the live stream (which publishes the rows) ever holds them.
+    """
 
     def __init__(
         self,
         run_id: uuid.UUID,
         publisher: Publisher,
         on_batch: Callable[[SinkStats, int], None] | None = None,
+        masker: Masker | None = None,
     ) -> None:
         self.run_id = run_id
         self.publisher = publisher
         self.on_batch = on_batch
+        self.masker = masker or Masker()
         self.loop = asyncio.get_running_loop()
         self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self.progress = Progress()
@@ -196,7 +213,7 @@ class EventSink:
 
     async def _flush(self, batch: list[dict[str, Any]]) -> None:
         received = [event.pop("_received") for event in batch]
-        rows = [to_row(self.run_id, event) for event in batch]
+        rows = [to_row(self.run_id, mask_event(self.masker, event)) for event in batch]
         last = max(self.stats.last_counter, *(row["counter"] for row in rows))
         async with atomic():
             await RunEvent.insert(*[RunEvent(**row) for row in rows]).on_conflict(
