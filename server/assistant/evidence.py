@@ -65,3 +65,17 @@ class Timer:
 @contextmanager
 def timed() -> Iterator[Timer]:
     yield Timer()
+
+
+@dataclass
+class StackChecked(Checked):
+    """A stack's outcome: ``content`` is the definition as given, ``playbook`` what it compiled to."""
+
+    target: str = ""
+    name: str = ""
+    playbook: str = ""
+
+
+def skipped(stages: tuple[Stage, ...], because: Stage) -> list[Evidence]:
+    """The evidence of stages that did not run because an earlier one failed."""
+    return [Evidence(stage, "skipped", f"not run: the {because} stage failed") for stage in stages]
