@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -28,6 +29,7 @@ from redis.asyncio import Redis
 
 from server import __version__
 from server.accounts.bootstrap import ensure_first_admin
+from server.api.assistant import AssistantController, AssistantJobController
 from server.api.audit import AuditController
 from server.api.auth import AuthController
 from server.api.conventions import provide_paging
@@ -45,6 +47,9 @@ from server.api.security import BearerAuthMiddleware
 from server.api.stacks import StackController
 from server.api.tokens import TokenController
 from server.api.users import MeController, UserController
+from server.assistant.metrics import AssistantMetrics
+from server.assistant.streaming import Hub
+from server.assistant.turns import Services, recover_interrupted
 from server.auth.limiter import LoginLimiter
 from server.db.engine import close_engine, open_engine
 from server.db.migrations import migrate
@@ -62,6 +67,7 @@ from server.stacks.catalogue import Strategy, sync_catalogue
 log = logging.getLogger(__name__)
 RECOVERY_STOP_TIMEOUT = 30  # seconds a recovery pass under way may take to finish at shutdown
 API_PREFIX = "/api/v1"
+INTERRUPTED_AFTER = dt.timedelta(hours=1)  # distributed: a reply still streaming this long has lost its server
 
 
 def check_secret_key(settings: Settings) -> Settings:
@@ -112,6 +118,7 @@ def create_app(settings: Settings) -> Litestar:
     else:
         run_engine = Engine(settings, publisher, worker_name("embedded"), run_metrics)
         run_queue = LocalQueue(run_engine.execute, settings.worker_concurrency, run_engine.interrupt_all)
+    assistant = Services(settings, Hub(), AssistantMetrics(metrics_registry.registry), run_queue)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -122,6 +129,7 @@ def create_app(settings: Settings) -> Litestar:
             await ensure_first_admin(settings.admin_email, settings.admin_password)
             await sync_bundled()
             await sync_catalogue(cast(Strategy, settings.stack_catalogue))
+            await recover_interrupted(INTERRUPTED_AFTER if settings.redis_url else dt.timedelta())
             app.state.engine = engine
             stop_recovery = asyncio.Event()
             recovery = asyncio.create_task(recovery_loop(settings, run_queue, publisher, run_metrics, stop_recovery))
@@ -131,6 +139,7 @@ def create_app(settings: Settings) -> Litestar:
                 stop_recovery.set()  # the pass under way finishes: its queries are not cut off
                 await asyncio.wait({recovery}, timeout=RECOVERY_STOP_TIMEOUT)
                 recovery.cancel()
+                await assistant.hub.close()
                 await run_queue.close()
         finally:
             await close_engine(engine)
@@ -164,6 +173,8 @@ def create_app(settings: Settings) -> Litestar:
             StackController,
             RunController,
             RunEventController,
+            AssistantController,
+            AssistantJobController,
             HealthController,
         ],
     )
@@ -178,6 +189,7 @@ def create_app(settings: Settings) -> Litestar:
             "login_limiter": Provide(lambda: login_limiter, sync_to_thread=False, use_cache=True),
             "run_queue": Provide(lambda: run_queue, sync_to_thread=False, use_cache=True),
             "run_publisher": Provide(lambda: publisher, sync_to_thread=False, use_cache=True),
+            "assistant": Provide(lambda: assistant, sync_to_thread=False, use_cache=True),
         },
         plugins=[channels],
         exception_handlers=EXCEPTION_HANDLERS,

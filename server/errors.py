@@ -6,8 +6,11 @@
     ├── AuthInvalid               AUTH_INVALID     401
     ├── Forbidden                 FORBIDDEN        403
     ├── Conflict                  CONFLICT         409
-    └── RateLimited               RATE_LIMITED     429  (carries retry_after)
-        └── AccountLocked         ACCOUNT_LOCKED   429
+    ├── RateLimited               RATE_LIMITED     429  (carries retry_after)
+    │   ├── AccountLocked         ACCOUNT_LOCKED   429
+    │   └── BudgetExceeded        ASSISTANT_BUDGET_EXCEEDED 429
+    ├── ProviderFailed            LLM_PROVIDER_ERROR 502
+    └── NotConfigured             ASSISTANT_NOT_CONFIGURED 503
 
 Services never raise HTTP exceptions; ``server/api/problems.py`` is the one place that turns these
 into responses.
@@ -87,3 +90,22 @@ class RateLimited(WindFlowError):
 class AccountLocked(RateLimited):
     code = "ACCOUNT_LOCKED"
     title = "Account temporarily locked"
+
+
+class BudgetExceeded(RateLimited):
+    code = "ASSISTANT_BUDGET_EXCEEDED"
+    title = "Assistant token budget exceeded"
+
+
+class ProviderFailed(WindFlowError):
+    """The LLM provider refused or failed; ``detail`` is its message, never the key."""
+
+    code = "LLM_PROVIDER_ERROR"
+    status = 502
+    title = "LLM provider error"
+
+
+class NotConfigured(WindFlowError):
+    code = "ASSISTANT_NOT_CONFIGURED"
+    status = 503
+    title = "Assistant not configured"

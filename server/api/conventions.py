@@ -48,6 +48,8 @@ _DESCRIPTIONS = {
     413: "The body is larger than the configured limit.",
     422: "A field is invalid; `errors` lists each field path and message.",
     429: "Rate limited or account locked; see Retry-After.",
+    502: "The LLM provider failed; `detail` carries its message.",
+    503: "The assistant has no model configured; `detail` says how to configure one.",
 }
 
 

@@ -37,6 +37,7 @@ STATUS_CODES = {
     422: ("VALIDATION_ERROR", "Validation failed"),
     429: ("RATE_LIMITED", "Too many requests"),
     500: ("INTERNAL_ERROR", "Internal server error"),
+    502: ("BAD_GATEWAY", "Bad gateway"),
     503: ("UNAVAILABLE", "Service unavailable"),
 }
 
@@ -118,7 +119,7 @@ def handle_validation(request: Request[Any, Any, Any], exc: ValidationException)
 def handle_domain_error(request: Request[Any, Any, Any], exc: WindFlowError) -> Response[Problem]:
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
     errors = exc.errors if isinstance(exc, ValidationFailed) else None
-    if exc.status >= 500:
+    if exc.status == 500:
         log.error("internal error", exc_info=exc)
     return problem_response(
         request, exc.status, exc.detail, code=exc.code, title=exc.title, errors=errors, headers=headers

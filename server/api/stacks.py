@@ -53,7 +53,7 @@ class StackSummary(msgspec.Struct):
     tags: list[str]
     targets: list[Target]
     semver: str
-    source: Literal["manual", "compose", "catalogue"]
+    source: Literal["manual", "compose", "catalogue", "assistant"]
     latest_version: int
     created_at: dt.datetime
     updated_at: dt.datetime

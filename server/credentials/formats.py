@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from cryptography import x509
@@ -55,14 +55,15 @@ def pem_text(value: str) -> str:
 def load_private_key(text: str, passphrase: str | None) -> PrivateKeyTypes:
     """An OpenSSH or PEM private key, decrypted with ``passphrase`` when it is encrypted."""
     data = text.encode()
-    loader = load_ssh_private_key if OPENSSH_HEADER in data else load_pem_private_key
+    # Typed loosely: cryptography's two loaders declare slightly different unions of key types.
+    loader: Any = load_ssh_private_key if OPENSSH_HEADER in data else load_pem_private_key
     try:
-        key = loader(data, None)
+        key: PrivateKeyTypes = loader(data, None)
     except TypeError:  # encrypted
         if not passphrase:
             raise PassphraseError("the private key is encrypted; give its passphrase") from None
         try:
-            return loader(data, passphrase.encode())
+            return cast(PrivateKeyTypes, loader(data, passphrase.encode()))
         except (ValueError, TypeError):
             raise PassphraseError("wrong passphrase for the private key") from None
         except UnsupportedAlgorithm:

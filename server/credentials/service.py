@@ -231,7 +231,9 @@ async def delete_credential(principal: Principal, credential_id: uuid.UUID) -> N
             names = ", ".join(sorted(str(name) for name in deployments))
             raise Conflict(f"credential {row['name']!r} holds the secret values of deployments: {names}")
         if await AssistantSettings.exists().where(AssistantSettings.credential == credential_id):
-            raise Conflict(f"credential {row['name']!r} is the assistant's API key; change the assistant settings first")
+            raise Conflict(
+                f"credential {row['name']!r} is the assistant's API key; change the assistant settings first"
+            )
         await Credential.delete().where(Credential.id == credential_id)
         stored = row["fields"]
         fields = sorted([*stored.get("inputs", {}), *stored.get("secret_fields", [])])

@@ -293,6 +293,7 @@ class AssistantMessage(Table, tablename="assistant_message"):
     role = Varchar(length=16)
     content = Text(default="")
     status = Varchar(length=16, default="complete")
+    finish_reason = Varchar(length=32, default="")
     error = JSON(default="{}")
     context = JSON(default="{}")
     tool_calls = JSON(default="[]")

@@ -54,6 +54,7 @@ async def upgrade(engine: Engine[Any]) -> None:
         role = Varchar(length=16)
         content = Text(default="")
         status = Varchar(length=16, default="complete")
+        finish_reason = Varchar(length=32, default="")
         error = JSON(default="{}")
         context = JSON(default="{}")
         tool_calls = JSON(default="[]")
