@@ -124,6 +124,25 @@ async def admin_client(client: AsyncTestClient[Any]) -> AsyncTestClient[Any]:
     return client
 
 
+@pytest.fixture(scope="session")
+def scripted_llm_server() -> Iterator[Any]:
+    from tests.assistant.scripted_llm import ScriptedLLM
+
+    server = ScriptedLLM().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def scripted_llm(scripted_llm_server: Any) -> Iterator[Any]:
+    """The OpenAI-protocol server with scripted answers, emptied before and after each test."""
+    scripted_llm_server.reset()
+    yield scripted_llm_server
+    scripted_llm_server.reset()
+
+
 @pytest.fixture(autouse=True)
 def _quiet_piccolo() -> None:
     logging.getLogger("piccolo").setLevel(logging.WARNING)

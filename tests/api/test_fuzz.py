@@ -7,25 +7,21 @@ bodies aimed at real objects, so the handlers run and not only the router's 404.
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import hypothesis
 import requests
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
-from litestar import Litestar
 from schemathesis import APIOperation, Case, GenerationMode
 from schemathesis.checks import not_a_server_error
 
 from server.app import create_app
+from tests.assistant.conftest import llm_settings
+from tests.assistant.scripted_llm import Reply, ScriptedLLM
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
+from tests.serving import serving
 
 EXAMPLES = 20
 FUZZ_SETTINGS = hypothesis.settings(
@@ -36,32 +32,9 @@ FUZZ_SETTINGS = hypothesis.settings(
     suppress_health_check=list(HealthCheck),
     phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
 )
-# The order operations run in: reads, then writes, then removals, and the organization last.
-LAST = ("removeMember", "revokeApiToken", "deleteUser", "deleteOrganization")
-
-
-@contextmanager
-def serving(app: Litestar) -> Iterator[str]:
-    """Run ``app`` under uvicorn in a thread on a free port; yield its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_config=None, lifespan="on", access_log=False, ws="none")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        for _ in range(300):
-            if server.started or not thread.is_alive():
-                break
-            time.sleep(0.05)
-        assert server.started, "uvicorn did not start"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        sock.close()
-    assert not thread.is_alive(), "uvicorn did not stop"
+# The order operations run in: reads, then writes, then removals, and the organization last. The
+# assistant's settings come late: a fuzzed api_base must never be asked anything (only 127.0.0.1 is).
+LAST = ("putAssistantSettings", "removeMember", "revokeApiToken", "deleteUser", "deleteOrganization")
 
 
 def header(response: schemathesis.Response, name: str) -> str:
@@ -141,8 +114,10 @@ def fuzz(
     return calls
 
 
-def test_every_operation_survives_fuzzing(clean_database: None, make_settings: Any) -> None:
-    with serving(create_app(make_settings())) as base_url, requests.Session() as session:
+def test_every_operation_survives_fuzzing(clean_database: None, make_settings: Any, scripted_llm: ScriptedLLM) -> None:
+    scripted_llm.responder = lambda body: Reply(text="ok")  # the assistant answers every fuzzed message
+    settings = make_settings(**llm_settings(scripted_llm))
+    with serving(create_app(settings)) as base_url, requests.Session() as session:
         login = session.post(f"{base_url}/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
         assert login.status_code == 200, login.text
         auth = {"Authorization": f"Bearer {login.json()['access_token']}"}

@@ -3,16 +3,23 @@
 Callers: ``admin``, ``operator`` and ``viewer`` of organization A (none a superadmin), ``outsider``
 (admin of organization B only), ``anonymous`` (no token) and ``superadmin``. Objects live in A, so
 the outsider must get 404 (never 403: existence is not revealed) wherever the route names one.
+The assistant answers through the scripted OpenAI-protocol server; its conversation and proposal
+belong to A's viewer, so other members get 404 except an admin reading for audit.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from litestar.testing import AsyncTestClient
 
+from server.app import create_app
+from tests.assistant.conftest import GOOD_PLAYBOOK, fenced, llm_settings
+from tests.assistant.scripted_llm import Reply, ScriptedLLM
 from tests.factories import headers_for, make_organization, make_user
 
 ROLES = ("admin", "operator", "viewer", "outsider", "anonymous", "superadmin")
@@ -44,6 +51,9 @@ class World:
     run: str = ""
     stack: str = ""
     deployment: str = ""
+    local_inventory: str = ""
+    conversation: str = ""
+    proposal: str = ""
 
     async def disposable_user(self, organization: str) -> str:
         """A fresh viewer, for calls that delete, demote or add their target."""
@@ -54,6 +64,12 @@ class World:
         """A fresh user, inventory or credential of A, for calls that delete their target."""
         if what == "user":
             return await self.disposable_user(self.org_a)
+        if what == "conversation":
+            response = await self.client.post(
+                "/api/v1/assistant/conversations", json={}, headers=self.headers["viewer"]
+            )
+            assert response.status_code == 201, response.text
+            return str(response.json()["id"])
         headers = {**self.superadmin_headers, "X-Organization-ID": self.org_a}
         serial = uuid.uuid4().hex[:8]
         body = {"name": f"{what} {serial}"}
@@ -103,6 +119,8 @@ class Case:
             run=world.run,
             stack=world.stack,
             dep=world.deployment,
+            conv=world.conversation,
+            prop=world.proposal,
         )
 
     async def payload(self, world: World, counter: list[int]) -> dict[str, Any] | None:
@@ -110,6 +128,8 @@ class Case:
             return {"user_id": await world.disposable_user(world.org_b), "role": "viewer"}
         if self.method == "POST" and self.path == "/api/v1/runs":
             return {"playbook_id": world.playbook, "inventory_id": world.inventory}
+        if self.method == "POST" and self.path.endswith("/check"):
+            return {"inventory_id": world.local_inventory}
         if self.method == "POST" and self.path.endswith("/deploy"):
             return {"inventory_id": world.inventory, "target": "docker", "name": f"matrix-{new_email(counter)[6:-14]}"}
         if self.method == "POST" and self.path.endswith("/users"):
@@ -225,10 +245,39 @@ CASES = [
     ),
     # 409: a deployment is forgotten only once it is undeployed
     Case("DELETE", "/api/v1/stacks/{stack}/deployments/{target}", expect(409, 409, 403, 404), disposable="deployment"),
+    # Every member may chat; a conversation is its owner's (an admin reads it for audit); settings are for
+    # admins; checking and saving proposals need an operator (saving, the proposal's owner too).
+    Case("GET", "/api/v1/assistant", expect(200, 200, 200, 200)),
+    Case("GET", "/api/v1/assistant/settings", expect(200, 403, 403, 200)),
+    Case("PUT", "/api/v1/assistant/settings", expect(200, 403, 403, 200), body={}),
+    Case("POST", "/api/v1/assistant/conversations", expect(201, 201, 201, 201), body={}),
+    Case("GET", "/api/v1/assistant/conversations", expect(200, 200, 200, 200)),
+    Case("GET", "/api/v1/assistant/conversations/{conv}", expect(200, 404, 200, 404)),
+    Case("PATCH", "/api/v1/assistant/conversations/{conv}", expect(404, 404, 200, 404), body={"title": "renamed"}),
+    Case("DELETE", "/api/v1/assistant/conversations/{target}", expect(404, 404, 204, 404), disposable="conversation"),
+    Case("GET", "/api/v1/assistant/conversations/{conv}/messages", expect(200, 404, 200, 404)),
+    Case("POST", "/api/v1/assistant/conversations/{conv}/messages", expect(404, 404, 201, 404), body={"content": "hi"}),
+    Case("POST", "/api/v1/assistant/conversations/{conv}/stop", expect(404, 404, 200, 404)),
+    Case("GET", "/api/v1/assistant/proposals/{prop}", expect(200, 404, 200, 404)),
+    Case("POST", "/api/v1/assistant/proposals/{prop}/check", expect(201, 404, 403, 404)),
+    Case("POST", "/api/v1/assistant/proposals/{prop}/save", expect(404, 404, 403, 404), body={"name": "saved"}),
+    Case("POST", "/api/v1/runs/{run}/explain", expect(201, 201, 201, 404), body={}),
+    Case("POST", "/api/v1/playbooks/{pb}/explain", expect(201, 201, 201, 404), body={}),
+    Case("POST", "/api/v1/playbooks/{pb}/optimise", expect(201, 201, 201, 404), body={}),
 ]
 
 
-async def build_world(client: AsyncTestClient[Any]) -> World:
+@pytest.fixture
+async def client(
+    clean_database: None, make_settings: Any, scripted_llm: ScriptedLLM
+) -> AsyncIterator[AsyncTestClient[Any]]:
+    """This module's app has an assistant: the scripted model answers "ok" to whatever it is asked."""
+    scripted_llm.responder = lambda body: Reply(text="ok")
+    async with AsyncTestClient(create_app(make_settings(**llm_settings(scripted_llm)))) as test_client:
+        yield test_client
+
+
+async def build_world(client: AsyncTestClient[Any], llm: ScriptedLLM) -> World:
     superadmin_headers = dict(client.headers)
     org_a = (await client.get("/api/v1/users/me")).json()["current_organization_id"]
     users = {role: await make_user(client, role) for role in ("admin", "operator", "viewer")}
@@ -247,7 +296,21 @@ async def build_world(client: AsyncTestClient[Any]) -> World:
     world.run = await world.disposable("run")
     world.stack = await world.disposable("stack")
     world.deployment = await world.disposable("deployment")
+    headers = {**superadmin_headers, "X-Organization-ID": org_a}
+    local = {"name": "local", "hosts": [{"name": "controller", "connection": "local"}]}
+    world.local_inventory = str((await client.post("/api/v1/inventories", json=local, headers=headers)).json()["id"])
+    world.conversation = await world.disposable("conversation")
+    world.proposal = await _viewer_proposal(world, llm)
     return world
+
+
+async def _viewer_proposal(world: World, llm: ScriptedLLM) -> str:
+    path = f"/api/v1/assistant/conversations/{world.conversation}/messages"
+    llm.script(fenced(GOOD_PLAYBOOK))
+    response = await world.client.post(path, json={"content": "a playbook"}, headers=world.headers["viewer"])
+    assert response.status_code == 201, response.text
+    (proposal,) = response.json()["proposals"]
+    return str(proposal["id"])
 
 
 async def call(world: World, case: Case, role: str, counter: list[int]) -> int:
@@ -257,8 +320,8 @@ async def call(world: World, case: Case, role: str, counter: list[int]) -> int:
     return response.status_code
 
 
-async def test_role_endpoint_matrix(admin_client: AsyncTestClient[Any]) -> None:
-    world = await build_world(admin_client)
+async def test_role_endpoint_matrix(admin_client: AsyncTestClient[Any], scripted_llm: ScriptedLLM) -> None:
+    world = await build_world(admin_client, scripted_llm)
     counter = [0]
     mismatches = []
     for case in CASES:
@@ -287,6 +350,8 @@ async def test_matrix_covers_every_guarded_route(admin_client: AsyncTestClient[A
         "{run}": "{run_id}",
         "{stack}": "{stack_id}",
         "{dep}": "{deployment_id}",
+        "{conv}": "{conversation_id}",
+        "{prop}": "{proposal_id}",
         "/versions/1": "/versions/{version:int}",
     }
     targets = {
@@ -297,6 +362,7 @@ async def test_matrix_covers_every_guarded_route(admin_client: AsyncTestClient[A
         "run": "{run_id}",
         "stack": "{stack_id}",
         "deployment": "{deployment_id}",
+        "conversation": "{conversation_id}",
     }
 
     def template(path: str, disposable: str = "") -> str:
@@ -311,8 +377,10 @@ async def test_matrix_covers_every_guarded_route(admin_client: AsyncTestClient[A
     assert guarded - covered == set()
 
 
-async def test_only_superadmin_deletes_organizations(admin_client: AsyncTestClient[Any]) -> None:
-    world = await build_world(admin_client)
+async def test_only_superadmin_deletes_organizations(
+    admin_client: AsyncTestClient[Any], scripted_llm: ScriptedLLM
+) -> None:
+    world = await build_world(admin_client, scripted_llm)
     for role in ("admin", "operator", "viewer", "outsider"):
         response = await world.client.delete(f"/api/v1/organizations/{world.org_a}", headers=world.headers[role])
         assert response.status_code == 403, role
