@@ -14,6 +14,7 @@ PACKAGES = {
     "ssh": ["openssh-server", "openssh-client", "mmdebstrap"],
     "vm": ["qemu-system-x86", "qemu-utils", "cpio", "mmdebstrap", "openssh-client", "socat"],
     "kubernetes": ["golang-go", "make", "rsync", "etcd-server", "etcd-client", "dpkg-dev", "openssl", "patch"],
+    "llm": ["cmake", "g++", "make"],  # llama-cpp-python builds llama.cpp from source
 }
 
 

@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 from typing import IO
 
+from tests.lab.install import ensure_packages
 from tests.lab.paths import CACHE_DIR
 
 LLAMA_CPP_VERSION = "0.3.36"
@@ -46,6 +47,7 @@ def ensure_built() -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if stamp.exists():
             return _python()
+        ensure_packages("llm")
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True)  # noqa: S603
         pip = [str(_python()), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
         env = {**os.environ, "CMAKE_ARGS": "-DGGML_NATIVE=OFF", "CMAKE_BUILD_PARALLEL_LEVEL": "2"}
