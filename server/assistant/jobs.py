@@ -101,6 +101,8 @@ async def optimise_playbook(
     """A faster version as a ``diff`` proposal; with an inventory, both versions run and are timed."""
     if inventory_id is not None and (principal.role or 0) < Role.operator:
         raise Forbidden("measuring on an inventory launches runs: this needs the operator role")
+    if inventory_id is not None:
+        await conversations.check_context(principal.current_organization(), {"inventory_id": inventory_id}, "body")
     base = await proposals.playbook_base(principal, playbook_id)
     slowest = await slowest_tasks(playbook_id)
     context: dict[str, Any] = {"playbook_id": str(playbook_id)}

@@ -219,7 +219,10 @@ async def complete(
             if not retry:
                 raise _failure(exc, config) from None
             delay = wait if wait is not None else BACKOFF * 2 ** (attempt - 1)
-            log.warning("LLM provider failed; retrying", extra={"status": status, "attempt": attempt, "delay": delay})
+            log.warning(
+                "LLM provider failed; retrying",
+                extra={"status": status, "error": type(exc).__name__, "attempt": attempt, "delay": delay},
+            )
             await asyncio.sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover
 

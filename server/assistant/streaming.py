@@ -61,6 +61,7 @@ class Hub:
         self.turns: dict[uuid.UUID, Turn] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.warmed = False  # the checks' tools (lint server, Ansible's loader) were started
+
     def start(self, turn: Turn, work: Coroutine[Any, Any, None]) -> None:
         self.turns[turn.message_id] = turn
         self._keep(work, f"assistant turn {turn.message_id}", lambda: self.turns.pop(turn.message_id, None))

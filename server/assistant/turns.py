@@ -373,9 +373,13 @@ def _event(item: Any) -> dict[str, Any]:
 async def _repair(
     run: TurnRun, kind: str, checked: Checked, reply: str, proposal_id: uuid.UUID, attempt: int, truncated: bool
 ) -> tuple[str, str] | None:
-    """Ask the model to fix what failed; its new proposal and finish reason, or None when it gave none."""
+    """Ask the model to fix what failed; its new proposal and finish reason, or None when it gave none.
+
+    The repair is asked without tools: the tool exchanges of the reply are left out of its prompt.
+    """
+    said = [m for m in run.messages if m["role"] != "tool" and not m.get("tool_calls")]
     messages = [
-        *run.messages,
+        *said,
         {"role": "assistant", "content": reply},
         {"role": "user", "content": prompts.repair_request(kind, checked.content, checked.problems(), truncated)},
     ]

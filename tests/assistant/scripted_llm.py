@@ -119,7 +119,9 @@ class ScriptedLLM:
             protocol_version = "HTTP/1.1"
 
             def setup(self) -> None:
+                # One request per connection: a test's app (and its event loop) never reuses another's.
                 super().setup()
+                self.close_connection = True
                 # Each event goes out at once, as a provider's would (no Nagle wait behind delayed ACKs).
                 self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
@@ -157,6 +159,7 @@ class ScriptedLLM:
             def _json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
                 data = json.dumps(payload).encode()
                 self.send_response(status)
+                self.send_header("connection", "close")
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(data)))
                 for key, value in (headers or {}).items():
@@ -215,6 +218,7 @@ class ScriptedLLM:
 
             def _stream(self, body: dict[str, Any], reply: Reply) -> None:
                 self.send_response(200)
+                self.send_header("connection", "close")
                 self.send_header("content-type", "text/event-stream")
                 self.send_header("cache-control", "no-cache")
                 self.send_header("transfer-encoding", "chunked")

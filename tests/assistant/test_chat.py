@@ -184,6 +184,21 @@ async def test_a_provider_outage_is_a_502_and_keeps_the_users_message(
     assert messages[1]["status"] == "error" and messages[1]["error"]["code"] == "LLM_PROVIDER_ERROR"
 
 
+async def test_a_provider_that_echoes_the_key_never_gets_it_shown_or_logged(
+    assistant: Client, scripted_llm: ScriptedLLM, caplog: Any
+) -> None:
+    scripted_llm.script(Reply(status=401, error=f"Incorrect API key provided: {API_KEY}. Check it."))
+    caplog.set_level("DEBUG")
+    conversation_id = await conversation(assistant)
+    response = await assistant.post(
+        f"/api/v1/assistant/conversations/{conversation_id}/messages", json={"content": "hello"}
+    )
+    assert response.status_code == 502 and "Incorrect API key provided: ********" in response.json()["detail"]
+    assert len(scripted_llm.chat_requests()) == 1  # a 401 is not retried
+    stored = (await assistant.get(f"/api/v1/assistant/conversations/{conversation_id}/messages")).text
+    assert API_KEY not in response.text and API_KEY not in stored and API_KEY not in caplog.text
+
+
 async def test_a_429_is_retried_after_the_time_the_provider_asks(assistant: Client, scripted_llm: ScriptedLLM) -> None:
     scripted_llm.script(Reply(status=429, headers={"Retry-After": "1"}, error="slow down"), "Here I am.")
     turn = await ask(assistant, await conversation(assistant), "hi")

@@ -175,3 +175,22 @@ async def test_a_provider_that_never_answers_times_out_as_a_502(assistant: Clien
     assert turn.status_code == 502 and "within 5 s" in turn.json()["detail"], turn.text
     text = (await assistant.get("/metrics")).text
     assert 'windflow_assistant_errors_total{code="LLM_PROVIDER_ERROR"} 1.0' in text
+
+
+async def test_optimising_on_an_inventory_that_is_not_disposable_runs_both_in_check_mode(
+    assistant: Client, scripted_llm: ScriptedLLM
+) -> None:
+    inventory = await make_inventory(assistant)
+    playbook = await make_playbook(assistant, SLOW, "slow")
+    scripted_llm.script(fenced(FAST))
+    response = await assistant.post(
+        f"/api/v1/playbooks/{playbook['id']}/optimise", json={"inventory_id": inventory["id"]}
+    )
+    assert response.status_code == 201, response.text
+    (proposal,) = response.json()["proposals"]
+    measured = next(e for e in proposal["evidence"] if e["stage"] == "compare")
+    assert measured["data"]["mode"] == "check" and "second" not in measured["data"]
+    assert "idempotence not measured" in measured["detail"]
+    runs = (await assistant.get("/api/v1/runs")).json()["items"]
+    assert len(runs) == 2 and all(run["options"]["check"] for run in runs)
+    assert {run["proposal_id"] for run in runs} == {proposal["id"]}

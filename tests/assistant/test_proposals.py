@@ -96,11 +96,13 @@ async def test_viewers_chat_and_read_but_only_operators_save_or_check(
     assert other.status_code == 404  # someone else's proposal
 
 
-async def test_a_check_runs_the_proposal_in_check_mode_and_joins_the_evidence(
+async def test_a_playbook_drafted_for_an_inventory_is_checked_on_it_in_check_mode(
     assistant: Client, scripted_llm: ScriptedLLM
 ) -> None:
-    proposal = await proposal_of(assistant, scripted_llm, fenced(GOOD_PLAYBOOK))
+    await configure(assistant, tool_calling="off")
     inventory = (await assistant.post("/api/v1/inventories", json=LOCAL)).json()
+    proposal = await proposal_of(assistant, scripted_llm, fenced(GOOD_PLAYBOOK), inventory_id=inventory["id"])
+    assert '"controller"' in scripted_llm.chat_requests()[0].body["messages"][0]["content"]
     started = await assistant.post(
         f"/api/v1/assistant/proposals/{proposal['id']}/check", json={"inventory_id": inventory["id"]}
     )
