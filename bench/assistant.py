@@ -45,28 +45,36 @@ FIRST_TOKEN_DELAY = 0.05
 WARM = 5
 
 
+TASKS = (  # four kinds of task, five of each: {n} is the task's number
+    """    - name: Make directory {n}
+      ansible.builtin.file:
+        path: /tmp/windflow-bench/{n}
+        state: directory
+        mode: "0755"
+""",
+    """    - name: Write file {n}
+      ansible.builtin.copy:
+        dest: /tmp/windflow-bench/{n}.txt
+        content: "{n}\\n"
+        mode: "0644"
+""",
+    """    - name: Say {n}
+      ansible.builtin.debug:
+        msg: "step {n}"
+""",
+    """    - name: Line {n}
+      ansible.builtin.lineinfile:
+        path: /tmp/windflow-bench/conf
+        line: "key{n}=value"
+        create: true
+        mode: "0644"
+""",
+)
+
+
 def twenty_tasks() -> str:
-    tasks = []
-    for number in range(1, 21):
-        if number % 4 == 0:
-            tasks.append(
-                f"    - name: Make directory {number}\n      ansible.builtin.file:\n"
-                f'        path: /tmp/windflow-bench/{number}\n        state: directory\n        mode: "0755"\n'
-            )
-        elif number % 4 == 1:
-            tasks.append(
-                f"    - name: Write file {number}\n      ansible.builtin.copy:\n"
-                f'        dest: /tmp/windflow-bench/{number}.txt\n        content: "{number}\\n"\n        mode: "0644"\n'
-            )
-        elif number % 4 == 2:
-            tasks.append(f'    - name: Say {number}\n      ansible.builtin.debug:\n        msg: "step {number}"\n')
-        else:
-            tasks.append(
-                f"    - name: Line {number}\n      ansible.builtin.lineinfile:\n"
-                f'        path: /tmp/windflow-bench/conf\n        line: "key{number}=value"\n        create: true\n'
-                '        mode: "0644"\n'
-            )
-    return "- name: Twenty tasks\n  hosts: all\n  gather_facts: false\n  tasks:\n" + "".join(tasks)
+    tasks = "".join(TASKS[n % 4].format(n=n) for n in range(1, 21))
+    return "- name: Twenty tasks\n  hosts: all\n  gather_facts: false\n  tasks:\n" + tasks
 
 
 async def direct(http: Any, llm: ScriptedLLM) -> tuple[float, float]:
