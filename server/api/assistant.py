@@ -413,11 +413,19 @@ class AssistantController(Controller):
         responses=problems(*READ, 403),
     )
     async def list_messages(
-        self, conversation_id: FromPath[uuid.UUID], request: AnyRequest, paging: NamedDependency[Paging]
+        self,
+        conversation_id: FromPath[uuid.UUID],
+        request: AnyRequest,
+        paging: NamedDependency[Paging],
+        assistant: NamedDependency[Any],
     ) -> Page[MessageRead]:
         rows, total = await conversations.list_messages(
             principal_of(request), conversation_id, paging.page, paging.size
         )
+        turns = _services(assistant).hub.turns
+        for row in rows:
+            if row["status"] == "streaming" and (turn := turns.get(row["id"])) is not None:
+                row["content"] = turn.text()  # a reply being written here: what it says so far
         return paging.of([msgspec.convert(r, MessageRead) for r in rows], total)
 
     @post(

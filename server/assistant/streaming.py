@@ -38,6 +38,10 @@ class Turn:
         if event.get("type") in FINAL:
             self.finished.set()
 
+    def text(self) -> str:
+        """The reply written so far (repairs aside), for a reader who is not following the stream."""
+        return "".join(e["text"] for e in self.events if e.get("type") == "delta" and "proposal_id" not in e)
+
     async def follow(self) -> AsyncIterator[dict[str, Any]]:
         """Every event of the turn, from the first, ending with ``done`` or ``error``."""
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()

@@ -67,3 +67,24 @@ async def test_a_stopped_reply_keeps_what_was_written(served: Served, scripted_l
     message = turn["message"]
     assert message["status"] == "stopped" and message["finish_reason"] == "stopped"
     assert message["content"].startswith("word0 ") and "word119" not in message["content"]
+
+
+async def test_a_reply_being_written_reads_back_with_what_it_says_so_far(
+    served: Served, scripted_llm: ScriptedLLM
+) -> None:
+    base_url, auth = served
+    scripted_llm.script(Reply(text=" ".join(WORDS), piece_delay=0.05))
+    async with httpx.AsyncClient(base_url=base_url, headers=auth, timeout=30) as http:
+        conversation_id = await _conversation(http)
+        path = f"/api/v1/assistant/conversations/{conversation_id}/messages"
+        sending = asyncio.create_task(http.post(path, json={"content": "talk"}))
+        partial = ""
+        for _ in range(100):
+            await asyncio.sleep(0.1)
+            items = (await http.get(path)).json()["items"]
+            if len(items) == 2 and items[1]["status"] == "streaming" and items[1]["content"].startswith("word0 word1"):
+                partial = items[1]["content"]
+                break
+        await sending
+        reply = await _reply(http, conversation_id)
+    assert partial and " ".join(WORDS).startswith(partial) and len(partial) < len(reply["content"])
