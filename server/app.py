@@ -49,7 +49,8 @@ from server.api.tokens import TokenController
 from server.api.users import MeController, UserController
 from server.assistant.metrics import AssistantMetrics
 from server.assistant.streaming import Hub
-from server.assistant.turns import Services, recover_interrupted
+from server.assistant.turn import Services
+from server.assistant.turns import recover_interrupted
 from server.auth.limiter import LoginLimiter
 from server.db.engine import close_engine, open_engine
 from server.db.migrations import migrate

@@ -27,7 +27,8 @@ from server.api.security import admin, operator, principal_of, viewer
 from server.assistant import config as assistant_config
 from server.assistant import conversations, jobs, proposals
 from server.assistant.streaming import Turn
-from server.assistant.turns import Services, stop_turns
+from server.assistant.turn import Services
+from server.assistant.turns import stop_turns
 from server.errors import WindFlowError
 
 NoNul = msgspec.Meta(pattern=r"^[^\x00]*$")

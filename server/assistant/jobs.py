@@ -14,7 +14,8 @@ from server.assistant.config import require_config
 from server.assistant.failures import failure_bundle
 from server.assistant.optimise import compare, slowest_tasks
 from server.assistant.streaming import Turn
-from server.assistant.turns import Request, Services, start_turn
+from server.assistant.turn import Request, Services
+from server.assistant.turns import start_turn
 from server.assistant.usage import check_budget
 from server.auth.principal import Principal, Role
 from server.errors import Forbidden

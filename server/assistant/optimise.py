@@ -25,7 +25,7 @@ from server.runs.status import RunStatus
 
 if TYPE_CHECKING:
     from server.assistant.evidence import Checked
-    from server.assistant.turns import TurnRun
+    from server.assistant.turn import TurnRun
 
 HOST_RESULTS = ("runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_on_unreachable")
 RECENT_RUNS = 5
