@@ -46,6 +46,8 @@ def read(content: str, builder: Builder) -> None:
 
 def _problem(exc: yaml.MarkedYAMLError) -> str:
     problem = exc.problem or "invalid YAML"
+    if "maximum nesting depth" in problem:  # PyYAML 6.0.3+ stops deep documents itself
+        return "groups or values nest too deeply"
     if "'!vault'" in problem:
         return "encrypted values (!vault) cannot be imported; store the secret in a credential"
     if "could not determine a constructor" in problem:
