@@ -47,6 +47,7 @@ from server.api.security import BearerAuthMiddleware
 from server.api.stacks import StackController
 from server.api.tokens import TokenController
 from server.api.users import MeController, UserController
+from server.api.webapp import asset, bundle_dir, page
 from server.assistant.metrics import AssistantMetrics
 from server.assistant.streaming import Hub
 from server.assistant.turn import Services
@@ -180,7 +181,7 @@ def create_app(settings: Settings) -> Litestar:
         ],
     )
     app = Litestar(
-        route_handlers=[api, metrics, api_docs],
+        route_handlers=[api, metrics, api_docs, asset, page],
         lifespan=[lifespan],
         middleware=middleware,
         stores=stores,
@@ -194,7 +195,15 @@ def create_app(settings: Settings) -> Litestar:
         },
         plugins=[channels],
         exception_handlers=EXCEPTION_HANDLERS,
-        state=State({"settings": settings, "metrics": metrics_registry, "redis": redis, "engine": None}),
+        state=State(
+            {
+                "settings": settings,
+                "metrics": metrics_registry,
+                "redis": redis,
+                "engine": None,
+                "web_dir": bundle_dir(settings.web_dir),
+            }
+        ),
         openapi_config=OpenAPIConfig(
             title="WindFlow API",
             version=__version__,

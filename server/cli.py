@@ -47,11 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--old-key-file", type=Path, help="file holding the previous secret key (default: $WINDFLOW_OLD_SECRET_KEY)"
     )
     secrets.add_parser("status", help="count the credentials under the current key and under others")
+    verbs.add_parser("openapi", help="print the API's OpenAPI document (JSON) and exit; nothing is started")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.verb == "openapi":
+        return _openapi()
     try:
         settings = Settings.from_env()
         if args.verb == "serve":
@@ -66,6 +69,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"windflow: configuration error: {exc}", file=sys.stderr)
         return 2
+
+
+def _openapi() -> int:
+    """The document the web app's API types are generated from; it does not depend on settings."""
+    import json
+    import secrets
+
+    from server.app import create_app
+
+    app = create_app(Settings(secret_key=secrets.token_urlsafe(48)))
+    sys.stdout.write(json.dumps(app.openapi_schema.to_schema(), indent=2, sort_keys=True) + "\n")
+    return 0
 
 
 def _worker(settings: Settings) -> int:

@@ -69,6 +69,7 @@ class Settings:
     stack_catalogue: str = _env_field(
         "update", "how start-up loads the stack catalogue: `skip` existing, `update` if newer, `force`"
     )
+    web_dir: str = _env_field("", "directory of the built web app; unset = the repository's `web/dist`")
     llm_model: str = _env_field("", "model name for the assistant (litellm syntax)")
     llm_api_base: str = _env_field("", "base URL of an OpenAI-compatible LLM server")
     llm_api_key: str = _env_field("", "API key of the LLM provider (never logged or returned)")

@@ -7,6 +7,7 @@ from pathlib import Path
 from litestar.handlers import HTTPRouteHandler
 
 from server.api.security import BearerAuthMiddleware
+from server.api.webapp import METHODS as WEB_METHODS
 from server.app import create_app
 from server.settings import Settings
 
@@ -20,6 +21,9 @@ PUBLIC_ROUTES = {
     ("GET", "/api/v1/health/ready"),
     ("GET", "/metrics"),
     ("GET", "/api/docs"),
+    # The web app: its files, and its pages for every path no route has (other methods answer 404).
+    ("GET", "/assets/{name:path}"),
+    *((method.value, path) for method in WEB_METHODS for path in ("/", "/{path:path}")),
 }
 
 

@@ -172,7 +172,7 @@ async def test_metrics_are_prometheus_text_by_route_template(admin_client: Async
     assert (await admin_client.get("/api/v1/users")).status_code == 200
     assert (await admin_client.get(f"/api/v1/users/{some_id}")).status_code == 404
     assert (await admin_client.get(f"/api/v1/users/{uuid.uuid4()}")).status_code == 404
-    assert (await admin_client.get("/no/such/path")).status_code == 404
+    assert (await admin_client.get("/api/no/such/path")).status_code == 404
 
     response = await admin_client.get("/metrics", headers={"Authorization": ""})
     assert response.status_code == 200
@@ -190,7 +190,7 @@ async def test_metrics_are_prometheus_text_by_route_template(admin_client: Async
     assert len(by_id) == 1
     assert "{" in by_id[0]["route"]
     assert str(some_id) not in text
-    assert "/no/such/path" not in text
+    assert "/api/no/such/path" not in text
 
     buckets = samples(text, "windflow_http_request_duration_seconds_bucket")
     users_buckets = [b for b in buckets if b["route"] == "/api/v1/users" and b["method"] == "GET"]

@@ -15,6 +15,7 @@ PACKAGES = {
     "vm": ["qemu-system-x86", "qemu-utils", "cpio", "mmdebstrap", "openssh-client", "socat"],
     "kubernetes": ["golang-go", "make", "rsync", "etcd-server", "etcd-client", "dpkg-dev", "openssl", "patch"],
     "llm": ["cmake", "g++", "make"],  # llama-cpp-python builds llama.cpp from source
+    "browser": ["chromium", "fonts-dejavu-core"],  # the web app's end-to-end tests (never a downloaded browser)
 }
 
 
