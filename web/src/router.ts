@@ -1,6 +1,13 @@
 /** One route per page; pages load lazily, so the first screen carries only what it needs. */
 import { createRouter, createWebHistory, type RouteRecordRaw } from 'vue-router'
 import { onExpired, tokens } from '@/api/session'
+import { routes as admin } from '@/components/admin/routes'
+import { routes as assistant } from '@/components/assistant/routes'
+import { routes as credentials } from '@/components/credentials/routes'
+import { routes as inventories } from '@/components/inventories/routes'
+import { routes as playbooks } from '@/components/playbooks/routes'
+import { routes as runs } from '@/components/runs/routes'
+import { routes as stacks } from '@/components/stacks/routes'
 import { useAuth } from '@/stores/auth'
 
 declare module 'vue-router' {
@@ -13,6 +20,13 @@ declare module 'vue-router' {
 const routes: RouteRecordRaw[] = [
   { path: '/login', name: 'login', component: () => import('@/pages/LoginPage.vue'), meta: { public: true, title: 'Sign in' } },
   { path: '/', name: 'dashboard', component: () => import('@/pages/DashboardPage.vue'), meta: { title: 'Dashboard' } },
+  ...runs,
+  ...inventories,
+  ...credentials,
+  ...playbooks,
+  ...stacks,
+  ...assistant,
+  ...admin,
   { path: '/:pathMatch(.*)*', name: 'not-found', component: () => import('@/pages/NotFoundPage.vue'), meta: { title: 'Not found' } },
 ]
 

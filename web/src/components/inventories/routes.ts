@@ -1,0 +1,4 @@
+/** The inventories pages; router.ts puts every domain's routes together. */
+import type { RouteRecordRaw } from 'vue-router'
+
+export const routes: RouteRecordRaw[] = []
