@@ -19,7 +19,7 @@ import pytest
 
 from tests.lab.install import ensure_packages
 from tests.lab.paths import REPO
-from tests.web.server import ADMIN_EMAIL, ADMIN_PASSWORD, WindflowServer
+from tests.web.server import ADMIN_EMAIL, ADMIN_PASSWORD, WindflowServer, build_bundle
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -49,9 +49,14 @@ def browser() -> Iterator[Any]:
             chromium.close()
 
 
+@pytest.fixture(scope="session")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_bundle(tmp_path_factory.mktemp("web") / "dist")
+
+
 @pytest.fixture(scope="module")
-def windflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WindflowServer]:
-    server = WindflowServer(tmp_path_factory.mktemp("windflow"))
+def windflow(tmp_path_factory: pytest.TempPathFactory, bundle: Path) -> Iterator[WindflowServer]:
+    server = WindflowServer(tmp_path_factory.mktemp("windflow"), bundle)
     server.start()
     try:
         yield server

@@ -16,14 +16,20 @@ from tests.lab.paths import REPO
 SECRET_KEY = "web-test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 ADMIN_EMAIL = "admin@windflow.test"
 ADMIN_PASSWORD = "admin-password-1"
-BUNDLE = REPO / "web" / "dist"
+WEB = REPO / "web"
 
 
-def ensure_bundle() -> Path:
-    """The built web app (``make install`` builds it; a bare pytest run builds it here)."""
-    if not (BUNDLE / "index.html").is_file():
-        subprocess.run(["npm", "run", "--silent", "build:only"], cwd=REPO / "web", check=True)  # noqa: S607
-    return BUNDLE
+def build_bundle(out: Path) -> Path:
+    """The web app built from the sources as they are now, into ``out`` (a second or two).
+
+    Each test session builds its own, so what the browser loads is never a stale or half-written
+    ``web/dist``.
+    """
+    if not (WEB / "node_modules").is_dir():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=WEB, check=True)  # noqa: S607
+    command = ["npx", "--no-install", "vite", "build", "--outDir", str(out), "--emptyOutDir", "--logLevel", "error"]
+    subprocess.run(command, cwd=WEB, check=True)  # noqa: S603
+    return out
 
 
 def _free_port() -> int:
@@ -35,8 +41,9 @@ def _free_port() -> int:
 class WindflowServer:
     """``python -m server serve`` with its own data directory and SQLite file."""
 
-    def __init__(self, directory: Path, **settings: str) -> None:
+    def __init__(self, directory: Path, bundle: Path, **settings: str) -> None:
         self.directory = directory
+        self.bundle = bundle
         self.port = _free_port()
         self.settings = settings
         self.process: subprocess.Popen[bytes] | None = None
@@ -56,7 +63,7 @@ class WindflowServer:
             "WINDFLOW_ADMIN_PASSWORD": ADMIN_PASSWORD,
             "WINDFLOW_RATE_LIMIT": "0",
             "WINDFLOW_LOGIN_IP_MAX_ATTEMPTS": "10000",
-            "WINDFLOW_WEB_DIR": str(ensure_bundle()),
+            "WINDFLOW_WEB_DIR": str(self.bundle),
             **{f"WINDFLOW_{k.upper()}": v for k, v in self.settings.items()},
         }
 
