@@ -3,8 +3,16 @@
 #   docker run -e WINDFLOW_SECRET_KEY=... -p 127.0.0.1:8000:8000 windflow          # serve
 #   docker run -e WINDFLOW_SECRET_KEY=... windflow worker                          # worker
 
-# Stage 1: install the project with its dependencies into /opt/venv. The source stays in
-# /opt/windflow (an editable install) so the server finds the bundled playbooks/ and roles/ next to it.
+# Stage 1: the web app's bundle (web/dist), built from package-lock.json exactly.
+FROM node:20-bookworm-slim AS web
+WORKDIR /web
+COPY web/package.json web/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY web/ ./
+RUN npm run build
+
+# Stage 2: install the project with its dependencies into /opt/venv. The source stays in
+# /opt/windflow (an editable install) so the server finds playbooks/, roles/ and web/dist next to it.
 FROM python:3.11-slim-bookworm AS build
 
 ENV PIP_NO_CACHE_DIR=1 \
@@ -17,9 +25,10 @@ COPY pyproject.toml README.md ./
 COPY server ./server
 COPY playbooks ./playbooks
 COPY roles ./roles
+COPY --from=web /web/dist ./web/dist
 RUN /opt/venv/bin/pip install -e .
 
-# Stage 2: the runtime, with nothing but the venv and an unprivileged user.
+# Stage 3: the runtime, with nothing but the venv and an unprivileged user.
 FROM python:3.11-slim-bookworm
 
 ENV PATH=/opt/venv/bin:$PATH \

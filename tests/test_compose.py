@@ -220,10 +220,13 @@ def test_compose_commands_are_cli_verbs() -> None:
 
 
 def test_dockerfile_is_multi_stage() -> None:
-    stages = dockerfile_args("FROM")
-    assert len(stages) >= 2
-    assert all(stage.split()[0] == "python:3.11-slim-bookworm" for stage in stages)
-    assert any(arguments.startswith("--from=") for arguments in dockerfile_args("COPY"))
+    stages = [stage.split()[0] for stage in dockerfile_args("FROM")]
+    assert len(stages) >= 3
+    assert stages[0].startswith("node:20") and stages[-1] == "python:3.11-slim-bookworm"
+    assert all(stage == "python:3.11-slim-bookworm" for stage in stages[1:])
+    copies = dockerfile_args("COPY")
+    assert any(arguments.startswith("--from=") for arguments in copies)
+    assert "--from=web /web/dist ./web/dist" in copies  # the image serves the web app
 
 
 def test_dockerfile_runs_as_a_non_root_user() -> None:
