@@ -47,6 +47,8 @@ def clean_env(private_data_dir: Path, **extra: str) -> dict[str, str]:
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_DEPRECATION_WARNINGS": "False",
+        # cryptography's warning about DSA, raised by Ansible's own import, is noise in every message.
+        "PYTHONWARNINGS": "ignore:::ansible._internal._ssh._ssh_agent",
         # Short-lived SSH multiplexing inside the run's directory: no mux process outlives it.
         "ANSIBLE_SSH_ARGS": (
             "-o ControlMaster=auto -o ControlPersist=2s -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"

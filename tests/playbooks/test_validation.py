@@ -66,6 +66,7 @@ async def test_an_unknown_module_answers_with_ansibles_own_words() -> None:
     message = await rejected(content)
     assert "couldn't resolve module/action 'windflow.nowhere.nothing'" in message
     assert "[WARNING]" not in message and "ERROR" not in message and "\x1b[" not in message
+    assert message.startswith("couldn't resolve")  # nothing before Ansible's words (no Python warnings)
     assert "windflow-check-" not in message  # no temp directory paths
     assert len(message) <= validation.MAX_MESSAGE
 
